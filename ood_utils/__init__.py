@@ -1,0 +1,21 @@
+"""ood_utils: the package behind the Twin-KL book on out-of-distribution detection.
+
+Modules: :mod:`~ood_utils.config` (profiles, paths, device, seeding),
+:mod:`~ood_utils.data` (MNIST/FashionMNIST in memory), :mod:`~ood_utils.models`
+(the CNN and the ensemble container), :mod:`~ood_utils.train` (joint training
+and the checkpoint cache), :mod:`~ood_utils.scores` (KL scores and the flag rule),
+:mod:`~ood_utils.attacks` (the fooling attack), :mod:`~ood_utils.metrics`
+(AUROC and friends) and :mod:`~ood_utils.plots`.
+"""
+
+from .config import Profile, get_device, get_profile, seed_everything
+from .models import Ensemble, MnistCNN
+from .scores import disagreement, flag, pairwise_kl, reference, twin_score
+from .train import TrainConfig, get_ensemble
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Ensemble", "MnistCNN", "Profile", "TrainConfig", "disagreement", "flag", "get_device",
+    "get_ensemble", "get_profile", "pairwise_kl", "reference", "seed_everything", "twin_score",
+]

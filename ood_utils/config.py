@@ -1,0 +1,135 @@
+"""Compute profiles, paths, device selection and seeding.
+
+Everything that differs between "a laptop CPU in a few minutes" and "the
+original experiment on a GPU" lives in one :class:`Profile`. The active profile
+is chosen by the environment variable ``OOD_PROFILE`` (``fast`` by default), so
+the same notebook runs in CI, on a laptop and in Colab.
+
+Environment variables
+---------------------
+``OOD_PROFILE``
+    ``fast`` (default) or ``full``.
+``OOD_DATA_ROOT``
+    Folder that holds ``MNIST/raw/...`` and ``FashionMNIST/raw/...`` (torchvision's
+    layout). Defaults to ``<user cache>/twin-kl/data``; missing files are downloaded
+    there when a network is available.
+``OOD_CACHE_DIR``
+    Folder for trained-model checkpoints. Defaults to ``<user cache>/twin-kl/models``.
+``OOD_DEVICE``
+    Force a device (``cpu``, ``cuda``, ``cuda:1``...). Defaults to CUDA when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "OOD_PROFILE"
+DATA_ENV = "OOD_DATA_ROOT"
+CACHE_ENV = "OOD_CACHE_DIR"
+DEVICE_ENV = "OOD_DEVICE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much compute a chapter spends.
+
+    Attributes:
+        name: ``"fast"`` or ``"full"``.
+        n_train: training images per dataset (``None`` = all 60 000).
+        n_test: test images per dataset used for evaluation (``None`` = all 10 000).
+        epochs: training epochs.
+        batch_size: training batch size (PyTorch's MNIST example uses 64).
+        eval_batch_size: batch size for inference only.
+        attack_restarts: random restarts of the fooling attack.
+        attack_steps: optimisation steps per restart.
+        n_noise: uniform-noise images used as an out-of-distribution set.
+    """
+
+    name: str
+    n_train: int | None
+    n_test: int | None
+    epochs: int
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    attack_restarts: int = 100
+    attack_steps: int = 300
+    n_noise: int = 1000
+
+    def replace(self, **changes: object) -> "Profile":
+        """Return a copy with some fields changed (e.g. ``epochs=1`` for a quick test)."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    # A chapter in a few minutes on 2 CPU cores.
+    "fast": Profile(name="fast", n_train=12_000, n_test=2_000, epochs=3, attack_steps=300),
+    # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
+    "full": Profile(name="full", n_train=None, n_test=None, epochs=14, attack_steps=1000,
+                    n_noise=10_000),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the profile called ``name``, else the one named by ``$OOD_PROFILE``, else ``fast``.
+
+    Raises:
+        ValueError: the name is not one of :data:`PROFILES`.
+    """
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "").strip() or "fast"
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}: expected one of {sorted(PROFILES)} "
+            f"(set ${PROFILE_ENV} or pass the name)"
+        )
+    return PROFILES[key]
+
+
+def _user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "twin-kl"
+
+
+def data_root() -> Path:
+    """Folder holding the datasets: ``$OOD_DATA_ROOT`` or ``<user cache>/twin-kl/data``."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else _user_cache() / "data"
+
+
+def cache_dir() -> Path:
+    """Folder for trained checkpoints: ``$OOD_CACHE_DIR`` or ``<user cache>/twin-kl/models``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else _user_cache() / "models"
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The device to compute on: ``name``, else ``$OOD_DEVICE``, else CUDA when present, else CPU."""
+    name = name or os.environ.get(DEVICE_ENV, "").strip() or None
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a fresh CPU generator with that seed.
+
+    Use the returned generator for anything that should not depend on what ran
+    before (subset choice, batch order), and the global seed for model inits.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,163 @@
+"""MNIST and FashionMNIST as in-memory tensors.
+
+Images are kept as float tensors in ``[0, 1]`` of shape ``(N, 1, 28, 28)``; the
+per-dataset normalisation is part of each model (see :mod:`ood_utils.models`),
+so an attack or a noise image lives in the same pixel space as real data.
+
+The files are read with :mod:`torchvision.datasets` (``download=True``) from
+:func:`ood_utils.config.data_root`: offline, put the raw files there; online,
+torchvision downloads and checks them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import DATA_ENV, Profile, data_root, get_profile
+
+#: Dataset name -> (torchvision class name, class names).
+DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mnist": ("MNIST", tuple(str(i) for i in range(10))),
+    "fashionmnist": (
+        "FashionMNIST",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+}
+
+#: Mean and standard deviation of the training pixels (used inside the models).
+NORMALIZATION: dict[str, tuple[float, float]] = {
+    "mnist": (0.1307, 0.3081),          # PyTorch's MNIST example
+    "fashionmnist": (0.2860, 0.3530),
+}
+
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset files are missing and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A labelled image set held in memory.
+
+    Attributes:
+        images: ``(N, 1, 28, 28)`` float32 in ``[0, 1]``.
+        labels: ``(N,)`` int64.
+        name: dataset name, e.g. ``"mnist"``.
+        split: ``"train"`` or ``"test"``.
+        classes: class names, index = label.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str
+    split: str
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def check_name(name: str) -> str:
+    """Normalise a dataset name (``"FashionMNIST"`` -> ``"fashionmnist"``) or raise ``ValueError``."""
+    key = str(name).lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
+    return key
+
+
+@functools.lru_cache(maxsize=8)
+def _load_full(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision
+
+    cls_name, _ = DATASETS[name]
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        ds = cls(root=root, train=train, download=True)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError offline
+        raw = Path(root) / cls_name / "raw"
+        files = "\n  ".join(str(raw / f) for f in _RAW_FILES)
+        raise DataNotFoundError(
+            f"{cls_name} could not be read from {root} nor downloaded ({type(err).__name__}: {err}).\n"
+            f"Put these files (uncompressed, or the .gz originals) there:\n  {files}\n"
+            f"or point ${DATA_ENV} at a folder that holds {cls_name}/raw/."
+        ) from err
+    images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
+    return images, ds.targets.to(torch.int64)
+
+
+def _subset(n_total: int, n: int | None, seed: int) -> torch.Tensor | None:
+    if n is None or n >= n_total:
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_total, generator=gen)[:n].sort().values
+
+
+def load(name: str, split: str = "train", profile: Profile | str | None = None,
+         n: int | None = None, root: str | Path | None = None, seed: int = 0) -> ImageData:
+    """Load a dataset split into memory, subsampled for the profile.
+
+    Args:
+        name: ``"mnist"`` or ``"fashionmnist"``.
+        split: ``"train"`` or ``"test"``.
+        profile: a :class:`Profile` or its name (default: the active one); sets the
+            subset size (``n_train``/``n_test``) unless ``n`` is given.
+        n: number of images (a deterministic random subset); ``None`` = the profile's.
+        root: data folder; default :func:`ood_utils.config.data_root`.
+        seed: seed of the subset choice (the same seed always gives the same images).
+
+    Returns:
+        :class:`ImageData` with images ``(n, 1, 28, 28)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: unknown name or split, or ``n < 1``.
+        DataNotFoundError: the files are missing and cannot be downloaded.
+    """
+    key = check_name(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if n is None:
+        n = prof.n_train if split == "train" else prof.n_test
+    if n is not None and n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    root_path = Path(root).expanduser().resolve() if root is not None else data_root()
+    images, labels = _load_full(key, split == "train", str(root_path))
+    idx = _subset(len(labels), n, seed)
+    if idx is not None:
+        images, labels = images[idx], labels[idx]
+    return ImageData(images=images, labels=labels, name=key, split=split, classes=DATASETS[key][1])
+
+
+def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
+    """``n`` images of i.i.d. uniform ``[0, 1)`` pixels, shape ``(n, *shape)``, deterministic in ``seed``."""
+    if n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    return torch.rand((n, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def batches(images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64,
+            shuffle: bool = False, generator: torch.Generator | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, y)`` mini-batches of in-memory tensors (``y`` is ``None`` without labels).
+
+    Much faster than a ``DataLoader`` with per-sample transforms, and every member
+    of an ensemble sees exactly the same batches in the same order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = images.shape[0]
+    if labels is not None and labels.shape[0] != n:
+        raise ValueError(f"{n} images but {labels.shape[0]} labels")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield images[idx], (labels[idx] if labels is not None else None)
