@@ -213,3 +213,33 @@ def get_ensemble(config: TrainConfig, device: torch.device | str | None = None,
     ens, hist = train_ensemble(config, device, progress)
     save_checkpoint(ens, hist, config, path)
     return ens, hist
+
+
+def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | str | None = None,
+               warmup: int = 5) -> float:
+    """Seconds per training step of a fresh ensemble for ``config`` (same batches, measured now).
+
+    Used to compare the cost of N members with one in the same run; ``warmup``
+    steps are run first and not counted.
+    """
+    if n_steps < 1 or warmup < 0:
+        raise ValueError(f"need n_steps >= 1 and warmup >= 0, got {n_steps}, {warmup}")
+    device = get_device(str(device)) if device is not None else get_device()
+    train = data.load(config.dataset, "train", n=(n_steps + warmup) * config.batch_size, profile="full")
+    ens = make_ensemble(config).to(device).train()
+    opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr)
+    elapsed = 0.0
+    for i, (x, y) in enumerate(data.batches(train.images, train.labels, config.batch_size)):
+        if i == warmup and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        x, y = x.to(device), y.to(device)
+        loss = sum(F.nll_loss(lp, y) for lp in ens(x))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            elapsed += time.perf_counter() - t0
+    return elapsed / n_steps

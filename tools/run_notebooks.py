@@ -1,0 +1,77 @@
+"""Execute the book's notebooks with nbclient and report each one's time.
+
+    python tools/run_notebooks.py                 # every notebook in _toc.yml, in order
+    python tools/run_notebooks.py notebooks/01_fooling_attack.ipynb --save /tmp/out
+
+Runs with the environment as it is (set OOD_PROFILE, OOD_DATA_ROOT, OOD_CACHE_DIR).
+Exits non-zero if any cell fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The ``.ipynb`` files listed in ``_toc.yml``, in reading order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
+
+
+def execute(path: Path, timeout: int = 1200) -> tuple[nbformat.NotebookNode, float]:
+    """Execute one notebook in its own folder; return it with outputs and the seconds it took."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--save", type=Path, help="folder to write executed copies into")
+    args = parser.parse_args()
+    paths = args.notebooks or toc_notebooks()
+    total, failed = 0.0, 0
+    for path in paths:
+        try:
+            nb, secs = execute(path)
+        except Exception as err:  # report and go on with the next notebook
+            failed += 1
+            print(f"FAILED {path.name}: {str(err)[-2000:]}", flush=True)
+            continue
+        total += secs
+        print(f"{secs:7.1f} s  {path.name}", flush=True)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, args.save / path.name)
+    print(f"{total:7.1f} s  total ({len(paths) - failed} ran, {failed} failed)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
