@@ -46,7 +46,6 @@ class Profile:
         n_test: test images per dataset used for evaluation (``None`` = all 10 000).
         epochs: training epochs.
         batch_size: training batch size (PyTorch's MNIST example uses 64).
-        eval_batch_size: batch size for inference only.
         attack_restarts: random restarts of the fooling attack.
         attack_steps: optimisation steps per restart.
         n_noise: uniform-noise images used as an out-of-distribution set.
@@ -57,7 +56,6 @@ class Profile:
     n_test: int | None
     epochs: int
     batch_size: int = 64
-    eval_batch_size: int = 1000
     attack_restarts: int = 100
     attack_steps: int = 300
     n_noise: int = 1000

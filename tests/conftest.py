@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import matplotlib
+
+matplotlib.use("Agg")  # no display in tests
+
 import pytest
 import torch
 
@@ -35,3 +39,17 @@ def random_log_probs(n: int, b: int, c: int = 10, seed: int = 0, scale: float = 
     """Random log-probabilities ``(n, b, c)`` for unit tests."""
     g = torch.Generator().manual_seed(seed)
     return torch.log_softmax(scale * torch.randn(n, b, c, generator=g), dim=-1)
+
+
+#: Notebook name -> execution seconds, filled by tests/test_notebooks.py.
+NOTEBOOK_SECONDS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest hook)
+    """Print each chapter's execution time and the total at the end of the run."""
+    if not NOTEBOOK_SECONDS:
+        return
+    terminalreporter.section("notebook execution times")
+    for name, secs in NOTEBOOK_SECONDS.items():
+        terminalreporter.write_line(f"{secs:7.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(NOTEBOOK_SECONDS.values()):7.1f} s  total")

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import execute, toc_notebooks  # noqa: E402
 
-from conftest import needs_data  # noqa: E402
+from conftest import NOTEBOOK_SECONDS, needs_data  # noqa: E402
 
 NOTEBOOKS = toc_notebooks(ROOT)
 
@@ -31,7 +31,7 @@ def test_toc_lists_the_chapters():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path: Path):
     nb, seconds = execute(path)
-    print(f"{path.name}: {seconds:.1f} s")
+    NOTEBOOK_SECONDS[path.name] = seconds
     warnings = [out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                 for out in cell.get("outputs", [])
                 if out.get("output_type") == "stream" and out.get("name") == "stderr"

@@ -89,3 +89,4 @@ def test_flag_rejects_a_zero_reference():
 def test_kl_directed_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         scores.kl_directed(torch.zeros(3, 10), torch.zeros(4, 10))
+

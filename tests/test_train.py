@@ -66,3 +66,18 @@ def test_corrupted_checkpoint_is_reported_and_retrained(tmp_path, capsys):
     assert "unusable" in capsys.readouterr().out
     reloaded, _ = train.load_checkpoint(cfg, path)
     assert _equal_weights(ens, reloaded)
+
+
+@needs_data
+def test_time_steps_is_positive_and_validated():
+    cfg = TrainConfig(**TINY)
+    assert 0 < train.time_steps(cfg, n_steps=2, device="cpu", warmup=1) < 10
+    with pytest.raises(ValueError, match="n_steps"):
+        train.time_steps(cfg, n_steps=0)
+
+
+def test_from_profile_uses_profile_settings():
+    fast = TrainConfig.from_profile("fast", n_members=4)
+    assert fast.n_members == 4 and fast.epochs == 3 and fast.n_train == 12_000
+    full = TrainConfig.from_profile("full")
+    assert full.epochs == 14 and full.n_train is None

@@ -1,0 +1,38 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from ood_utils import plots
+
+
+def test_image_grid_layout_and_titles():
+    fig = plots.image_grid(torch.rand(7, 1, 28, 28), [str(i) for i in range(7)], ncols=3)
+    axes = fig.axes
+    assert len(axes) == 9                                   # 3 rows x 3 columns
+    assert [ax.get_title() for ax in axes[:7]] == [str(i) for i in range(7)]
+    assert sum(bool(ax.images) for ax in axes) == 7
+    plt.close(fig)
+    with pytest.raises(ValueError, match="titles"):
+        plots.image_grid(torch.rand(2, 1, 28, 28), ["only one"])
+
+
+def test_score_histograms_log_axis_handles_zero_scores():
+    fig = plots.score_histograms({"in": torch.zeros(50), "out": torch.rand(50) + 0.1},
+                                 reference=0.01, k=10)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("in (n=50)") and any("10 x reference" in t for t in labels)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="empty"):
+        plots.score_histograms({})
+
+
+def test_roc_curves_one_line_per_pair_with_auroc_in_label():
+    rng = np.random.default_rng(0)
+    fig = plots.roc_curves({"a": (rng.normal(size=100), rng.normal(size=100) + 3),
+                            "b": (np.zeros(10), np.ones(10))})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[1] == "b (AUROC 1.000)" and labels[0].startswith("a (AUROC 0.9")
+    plt.close(fig)
