@@ -19,6 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import uniform_noise
+from .models import Ensemble
+from .scores import disagreement, pairwise_kl, twin_score
 from .validate import check_images
 
 
@@ -28,7 +30,8 @@ class AttackResult:
 
     Attributes:
         images: ``(R, C, H, W)`` final images in ``[0, 1]`` (on the CPU).
-        probs: ``(R, K)`` the attacked model's class probabilities for them.
+        probs: ``(R, K)`` the attacked model's class probabilities for them
+            (``(N, R, K)``, one row per member, for an ensemble).
         success: ``(R,)`` bool, ``max(probs) > threshold``.
         steps: ``(R,)`` step at which each restart first succeeded (-1 = never).
     """
@@ -128,3 +131,63 @@ def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr
     finally:
         model.train(was_training)
     return AttackResult(images=x.cpu(), probs=probs, success=probs.amax(-1) > threshold, steps=first)
+
+
+def joint_objective(log_probs: torch.Tensor, mse_weight: float = 1.0) -> torch.Tensor:
+    """The joint attack's loss per input: every member's entropy, plus all directed KLs
+    between members, plus the squared distance between their probability vectors.
+
+    ``log_probs: (N, R, K) -> (R,)``. Minimising it asks for confident members that agree.
+    """
+    p = log_probs.exp()
+    kl = pairwise_kl(log_probs).sum((0, 1))                                  # (R,)
+    mse = (p.unsqueeze(0) - p.unsqueeze(1)).pow(2).sum(-1).sum((0, 1)) / 2   # (R,)
+    return entropy(log_probs).sum(0) + kl + mse_weight * mse
+
+
+def joint_attack(ensemble: Ensemble, score_threshold: float, n_restarts: int = 100,
+                 steps: int = 300, lr: float = 1.0, confidence: float | None = 0.8,
+                 seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
+                 progress: bool = True) -> AttackResult:
+    """Attack all members at once: make them confident *and* in agreement on noise.
+
+    A restart succeeds when the input would pass the twin detector unflagged (twin score
+    below ``score_threshold``, all members predicting the same class) and, unless
+    ``confidence`` is ``None``, every member's top-class probability exceeds ``confidence``.
+
+    Args:
+        ensemble: at least two members.
+        score_threshold: the detector's threshold in nats (e.g. ``10 * reference``).
+        confidence: required top-class probability of every member, or ``None``.
+        Others as in :func:`fooling_attack`.
+
+    Returns:
+        An :class:`AttackResult` whose ``probs`` are ``(N, R, K)``.
+    """
+    if len(ensemble) < 2:
+        raise ValueError(f"the joint attack needs an ensemble of at least 2 members, got {len(ensemble)}")
+    if not score_threshold > 0:
+        raise ValueError(f"score_threshold must be positive, got {score_threshold}")
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be a probability in (0, 1) or None, got {confidence}")
+
+    def passes(log_probs: torch.Tensor) -> torch.Tensor:
+        ok = (twin_score(log_probs) < score_threshold) & ~disagreement(log_probs)
+        if confidence is not None:
+            ok &= (log_probs.exp().amax(-1) > confidence).all(0)
+        return ok
+
+    device = next(ensemble.parameters()).device
+    was_training = ensemble.training
+    ensemble.eval()
+    try:
+        x0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(device)
+        x, first = optimise_inputs(
+            objective=lambda x: joint_objective(ensemble(x)), done=lambda x: passes(ensemble(x)),
+            x0=x0, steps=steps, lr=lr, progress=progress, desc="joint attack")
+        with torch.no_grad():
+            log_probs = ensemble(x)
+            success = passes(log_probs).cpu()
+    finally:
+        ensemble.train(was_training)
+    return AttackResult(images=x.cpu(), probs=log_probs.exp().cpu(), success=success, steps=first)

@@ -161,3 +161,20 @@ def batches(images: torch.Tensor, labels: torch.Tensor | None = None, batch_size
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield images[idx], (labels[idx] if labels is not None else None)
+
+
+def random_shift(images: torch.Tensor, max_shift: int = 2,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each image by a random whole number of pixels in ``[-max_shift, max_shift]``.
+
+    ``images: (B, C, H, W)``; the border is filled with 0 (black). Deterministic for a seeded
+    ``generator``.
+    """
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return images
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4)
+    shifts = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(shifts)])

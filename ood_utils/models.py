@@ -37,16 +37,19 @@ class MnistCNN(nn.Module):
         mean, std: input normalisation (the training set's pixel statistics).
         num_classes: output classes.
         dropout: keep the two dropout layers (0.25 and 0.5) of the original.
+        batchnorm: add batch normalisation after each convolution (a training-scheme variant).
 
     Shapes: ``x: (B, 1, 28, 28)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
 
     def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
-                 dropout: bool = True) -> None:
+                 dropout: bool = True, batchnorm: bool = False) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.bn1 = nn.BatchNorm2d(32) if batchnorm else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(64) if batchnorm else nn.Identity()
         self.dropout1 = nn.Dropout(0.25 if dropout else 0.0)
         self.dropout2 = nn.Dropout(0.5 if dropout else 0.0)
         self.fc1 = nn.Linear(9216, 128)
@@ -55,8 +58,8 @@ class MnistCNN(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations ``(B, 128)`` (after ReLU, before the last dropout)."""
         x = self.normalize(x)
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
         x = F.max_pool2d(x, 2)
         x = self.dropout1(x)
         x = torch.flatten(x, 1)
@@ -66,8 +69,42 @@ class MnistCNN(nn.Module):
         return self.fc2(self.dropout2(self.features(x)))
 
 
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 for one-channel images, with the input normalisation built in.
+
+    The first convolution takes 1 channel instead of 3; everything else is torchvision's
+    ``resnet18`` (randomly initialised). Any input size of at least 28x28 works (the
+    stem and four stages reduce it by 32, then global average pooling).
+
+    Shapes: ``x: (B, 1, H, W)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.normalize = Normalize(mean, std)
+        self.net = resnet18(weights=None, num_classes=num_classes)
+        self.net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations ``(B, 512)`` (after global average pooling)."""
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(self.normalize(x)))))
+        x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        return torch.flatten(net.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(self.features(x))
+
+
 #: Architecture name -> constructor taking (mean, std, num_classes).
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"cnn": MnistCNN}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "cnn": MnistCNN,                                                     # the original network
+    "cnn-nodropout": lambda **kw: MnistCNN(dropout=False, **kw),
+    "cnn-batchnorm": lambda **kw: MnistCNN(batchnorm=True, **kw),
+    "resnet18": ResNet18,
+}
 
 
 def build_model(arch: str, mean: float, std: float, num_classes: int = 10) -> nn.Module:
@@ -91,13 +128,18 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     @classmethod
-    def build(cls, factory: Callable[[], nn.Module], n: int, seed: int) -> "Ensemble":
-        """Create ``n`` members with ``factory()``, member ``i`` initialised from seed ``seed + i``."""
+    def build(cls, factory: Callable[[], nn.Module], n: int, seed: int,
+              identical: bool = False) -> "Ensemble":
+        """Create ``n`` members with ``factory()``, member ``i`` initialised from seed ``seed + i``.
+
+        With ``identical=True`` every member is initialised from ``seed``: separate
+        copies (no shared parameters) with the same initial weights.
+        """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         members = []
         for i in range(n):
-            torch.manual_seed(seed + i)
+            torch.manual_seed(seed if identical else seed + i)
             members.append(factory())
         return cls(members)
 
@@ -107,14 +149,28 @@ class Ensemble(nn.Module):
     def __getitem__(self, i: int) -> nn.Module:
         return self.members[i]
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Stacked logits ``(N, B, C)`` for images ``x: (B, 1, H, W)``."""
-        check_images(x)
-        return torch.stack([m(x) for m in self.members])
+    def logits(self, x: torch.Tensor, sync_rng: bool = False) -> torch.Tensor:
+        """Stacked logits ``(N, B, C)`` for images ``x: (B, 1, H, W)``.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        With ``sync_rng=True`` every member starts its forward pass from the same
+        random-number state, so in training mode all members draw the same dropout masks.
+        """
+        check_images(x)
+        if not sync_rng:
+            return torch.stack([m(x) for m in self.members])
+        cpu_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+        outs = []
+        for m in self.members:
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, x.device)
+            outs.append(m(x))
+        return torch.stack(outs)
+
+    def forward(self, x: torch.Tensor, sync_rng: bool = False) -> torch.Tensor:
         """Stacked log-probabilities ``(N, B, C)`` for images ``x: (B, 1, H, W)``."""
-        return F.log_softmax(self.logits(x), dim=-1)
+        return F.log_softmax(self.logits(x, sync_rng), dim=-1)
 
 
 @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""Divergence scores between the members of an ensemble.
+"""Divergence scores between the members of an ensemble, and the ensemble's uncertainty.
 
 All functions take stacked log-probabilities ``log_probs: (N, B, C)`` (N members,
 B inputs, C classes) and work in **nats** (natural log); :func:`nats_to_bits`
@@ -76,6 +76,29 @@ def symmetric_kl(log_probs: torch.Tensor) -> torch.Tensor:
     return pairwise_kl(log_probs).sum((0, 1)) / (n * (n - 1))
 
 
+def mean_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+    """Log of the ensemble's mean prediction, ``log(mean_i p_i)``: ``(N, B, C) -> (B, C)``."""
+    check_log_probs(log_probs, min_members=1)
+    return torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])
+
+
+def entropy_of_mean(log_probs: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the mean prediction: total predictive uncertainty. ``(N, B, C) -> (B,)``."""
+    lpm = mean_log_probs(log_probs)
+    return -(lpm.exp() * lpm).sum(-1)
+
+
+def mutual_information(log_probs: torch.Tensor) -> torch.Tensor:
+    """The ensemble's mutual information: mean over members of ``KL(p_i || mean p)``, in nats.
+
+    Equals the entropy of the mean minus the mean entropy of the members (the
+    "disagreement" part of the uncertainty). ``(N, B, C) -> (B,)``, 0 for identical members.
+    """
+    check_log_probs(log_probs, min_members=2)
+    lpm = mean_log_probs(log_probs).unsqueeze(0)
+    return (log_probs.exp() * (log_probs - lpm)).sum(-1).mean(0).clamp_min(0.0)
+
+
 def disagreement(log_probs: torch.Tensor) -> torch.Tensor:
     """``True`` where any two members predict different classes (argmax). ``(N, B, C) -> (B,)`` bool."""
     check_log_probs(log_probs, min_members=2)
@@ -107,7 +130,7 @@ def flag(scores: torch.Tensor, ref: float, k: float = 10.0,
         ``(B,)`` bool, ``True`` = flagged as out-of-distribution.
     """
     if not (isinstance(ref, (int, float)) and math.isfinite(ref) and ref > 0):
-        raise ValueError(f"ref must be a positive finite number, got {ref!r} "
+        raise ValueError(f"ref must be a positive finite number, got {ref} "
                          "(identical members give a reference of 0: nothing can be calibrated)")
     if not k > 0:
         raise ValueError(f"k must be positive, got {k}")

@@ -44,6 +44,10 @@ class TrainConfig:
         lr: Adadelta learning rate.
         gamma: StepLR decay per epoch.
         seed: member ``i`` is initialised from ``seed + i``; the batch order from ``seed``.
+        weight_decay: L2 penalty passed to Adadelta.
+        augment: shift each training image by up to 2 pixels (the same shifted batch for all members).
+        identical_init: initialise every member from ``seed`` (the sanity check of chapter 6).
+        sync_dropout: every member draws the same dropout masks at every step.
     """
 
     dataset: str = "mnist"
@@ -55,6 +59,10 @@ class TrainConfig:
     lr: float = 1.0
     gamma: float = 0.7
     seed: int = 0
+    weight_decay: float = 0.0
+    augment: bool = False
+    identical_init: bool = False
+    sync_dropout: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", data.check_name(self.dataset))
@@ -66,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"n_train must be positive or None, got {self.n_train}")
         if not self.lr > 0 or not 0 < self.gamma <= 1:
             raise ValueError(f"need lr > 0 and 0 < gamma <= 1, got lr={self.lr}, gamma={self.gamma}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     @classmethod
     def from_profile(cls, profile: Profile | str | None = None, **overrides: object) -> "TrainConfig":
@@ -103,7 +113,7 @@ def make_ensemble(config: TrainConfig) -> Ensemble:
     mean, std = data.NORMALIZATION[config.dataset]
     n_classes = len(data.DATASETS[config.dataset][1])
     return Ensemble.build(lambda: build_model(config.arch, mean, std, n_classes),
-                          config.n_members, config.seed)
+                          config.n_members, config.seed, identical=config.identical_init)
 
 
 def train_ensemble(config: TrainConfig, device: torch.device | str | None = None,
@@ -116,7 +126,7 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
     # n=None with the full profile means "all training images".
     train = data.load(config.dataset, "train", n=config.n_train, profile="full")
     ens = make_ensemble(config).to(device)
-    opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr)
+    opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
     order_gen = torch.Generator().manual_seed(config.seed)
     hist = History(device=str(device))
@@ -130,8 +140,10 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
             total_loss, correct, seen = 0.0, torch.zeros(config.n_members), 0
             for x, y in data.batches(train.images, train.labels, config.batch_size,
                                      shuffle=True, generator=order_gen):
+                if config.augment:
+                    x = data.random_shift(x, max_shift=2, generator=order_gen)
                 x, y = x.to(device), y.to(device)
-                log_probs = ens(x)                                      # (N, B, C)
+                log_probs = ens(x, sync_rng=config.sync_dropout)        # (N, B, C)
                 loss = sum(F.nll_loss(lp, y) for lp in log_probs)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -25,7 +25,7 @@ def check_images(x: object, channels: int | None = None) -> torch.Tensor:
         raise ValueError("images is an empty batch (B = 0)")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"images must have {channels} channel(s), got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if not torch.isfinite(x.detach()).all():
         raise ValueError("images contain NaN or inf")
     return x
 
@@ -53,12 +53,13 @@ def check_log_probs(log_probs: object, min_members: int = 1, atol: float = 1e-3)
         raise ValueError("log_probs holds an empty batch (B = 0)")
     if c < 2:
         raise ValueError(f"need at least 2 classes (C), got C = {c}")
-    if not torch.isfinite(log_probs).all():
+    lp = log_probs.detach()
+    if not torch.isfinite(lp).all():
         raise ValueError("log_probs contain NaN or inf (use log_softmax, not log(softmax), for stability)")
-    lse = torch.logsumexp(log_probs.double(), dim=-1)
+    lse = torch.logsumexp(lp.double(), dim=-1)
     worst = float(lse.abs().max())
     if worst > atol:
-        if bool((log_probs >= 0).all()) and bool(((log_probs.double().sum(-1) - 1).abs() < atol).all()):
+        if bool((lp >= 0).all()) and bool(((lp.double().sum(-1) - 1).abs() < atol).all()):
             raise ValueError("log_probs look like probabilities (non-negative rows summing to 1): "
                              "pass log-probabilities, e.g. torch.log_softmax(logits, -1)")
         raise ValueError(f"log_probs rows must log-sum-exp to 0 (log-probabilities); the worst row "

@@ -90,3 +90,18 @@ def test_kl_directed_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         scores.kl_directed(torch.zeros(3, 10), torch.zeros(4, 10))
 
+
+
+def test_mutual_information_is_entropy_of_mean_minus_mean_entropy():
+    lp = random_log_probs(4, 100)
+    mean_entropy = -(lp.exp() * lp).sum(-1).mean(0)
+    torch.testing.assert_close(scores.mutual_information(lp),
+                               scores.entropy_of_mean(lp) - mean_entropy, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(scores.mean_log_probs(lp).logsumexp(-1), torch.zeros(100),
+                               atol=1e-5, rtol=0)
+
+
+def test_ensemble_scores_vanish_for_identical_members():
+    lp = random_log_probs(1, 64).expand(4, -1, -1).clone()
+    assert float(scores.mutual_information(lp).max()) < 1e-6      # rounding only (log-mean-exp)
+    torch.testing.assert_close(scores.entropy_of_mean(lp), -(lp[0].exp() * lp[0]).sum(-1))
