@@ -79,9 +79,15 @@ class TrainConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile | str | None = None, **overrides: object) -> "TrainConfig":
-        """The config of the active (or given) profile, with ``overrides`` applied."""
+        """The config of the active (or given) profile, with ``overrides`` applied.
+
+        ResNet-18 (``arch="resnet18"``) gets the profile's ``resnet_n_train`` and ``resnet_epochs``.
+        """
         prof = profile if isinstance(profile, Profile) else get_profile(profile)
-        base = dict(epochs=prof.epochs, n_train=prof.n_train, batch_size=prof.batch_size)
+        if overrides.get("arch") == "resnet18":
+            base = dict(epochs=prof.resnet_epochs, n_train=prof.resnet_n_train, batch_size=prof.batch_size)
+        else:
+            base = dict(epochs=prof.epochs, n_train=prof.n_train, batch_size=prof.batch_size)
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 

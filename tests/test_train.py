@@ -81,3 +81,9 @@ def test_from_profile_uses_profile_settings():
     assert fast.n_members == 4 and fast.epochs == 3 and fast.n_train == 12_000
     full = TrainConfig.from_profile("full")
     assert full.epochs == 14 and full.n_train is None
+
+
+def test_resnet_gets_its_own_budget():
+    cfg = TrainConfig.from_profile("fast", arch="resnet18")
+    assert cfg.n_train == 6_000 and cfg.epochs == 2
+    assert TrainConfig.from_profile("full", arch="resnet18").n_train is None

@@ -1,0 +1,86 @@
+"""Behaviours the experiment chapters rely on, checked on small, quickly trained twins."""
+
+import pytest
+import torch
+
+from ood_utils import attacks, data, metrics, scores, train
+from ood_utils.models import predict_log_probs
+from ood_utils.train import TrainConfig
+from conftest import needs_data
+
+pytestmark = needs_data
+
+
+@pytest.fixture(scope="module")
+def twins():
+    cfg = TrainConfig(dataset="mnist", n_members=2, epochs=2, n_train=4000, seed=0)
+    ens, _ = train.train_ensemble(cfg, device="cpu", progress=False)
+    return ens
+
+
+@pytest.fixture(scope="module")
+def mnist_scores(twins):
+    test = data.load("mnist", "test", n=1000)
+    return scores.twin_score(predict_log_probs(twins, test.images))
+
+
+def test_mnist_to_fashion_auroc_is_well_above_chance(twins, mnist_scores):
+    fashion = data.load("fashionmnist", "test", n=1000)
+    s_out = scores.twin_score(predict_log_probs(twins, fashion.images))
+    assert metrics.auroc(mnist_scores, s_out) > 0.85
+
+
+def test_attacking_twin_one_raises_the_twin_score(twins, mnist_scores):
+    res = attacks.fooling_attack(twins[0], n_restarts=50, steps=100, seed=0, progress=False)
+    assert res.success_rate > 0.9
+    lp = predict_log_probs(twins, res.images)
+    s = scores.twin_score(lp)
+    ref = scores.reference(mnist_scores)
+    # far above the typical in-distribution score, and flagged more often than test digits
+    assert float(s.median()) > 10 * float(mnist_scores.median())
+    flagged_attack = scores.flag(s, ref, 10, scores.disagreement(lp)).double().mean()
+    assert flagged_attack > (mnist_scores > 10 * ref).double().mean()
+
+
+def test_joint_attack_lowers_the_score_and_respects_its_success_rule(twins, mnist_scores):
+    ref = scores.reference(mnist_scores)
+    res = attacks.joint_attack(twins, 10 * ref, n_restarts=20, steps=100, confidence=0.8,
+                               seed=0, progress=False)
+    assert res.probs.shape == (2, 20, 10)
+    lp = predict_log_probs(twins, res.images[res.success])
+    if len(lp[0]):
+        assert (scores.twin_score(lp) < 10 * ref).all()
+        assert (lp.exp().amax(-1) > 0.8).all()
+        assert not scores.disagreement(lp).any()
+    with pytest.raises(ValueError, match="at least 2 members"):
+        attacks.joint_attack(twins.__class__([twins[0]]), 1.0, progress=False)
+
+
+def test_identical_synchronised_twins_stay_bit_identical():
+    cfg = TrainConfig(dataset="mnist", n_members=2, epochs=1, n_train=512, seed=3,
+                      identical_init=True, sync_dropout=True)
+    ens, _ = train.train_ensemble(cfg, device="cpu", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(ens[0].parameters(), ens[1].parameters()))
+    x = torch.cat([data.load("mnist", "test", n=50).images, data.uniform_noise(50)])
+    assert torch.equal(scores.twin_score(predict_log_probs(ens, x)), torch.zeros(100))
+    # with independent dropout masks the same start drifts apart
+    drift, _ = train.train_ensemble(TrainConfig(**{**cfg.__dict__, "sync_dropout": False}),
+                                    device="cpu", progress=False)
+    assert not torch.equal(drift[0].fc1.weight, drift[1].fc1.weight)
+
+
+def test_training_variants_run():
+    for extra in (dict(arch="cnn-batchnorm"), dict(arch="cnn-nodropout", weight_decay=1e-4),
+                  dict(augment=True), dict(arch="resnet18", batch_size=32)):
+        cfg = TrainConfig(dataset="fashionmnist", n_members=2, epochs=1, n_train=64, **extra)
+        ens, hist = train.train_ensemble(cfg, device="cpu", progress=False)
+        assert predict_log_probs(ens, torch.rand(3, 1, 28, 28)).shape == (2, 3, 10)
+        assert len(hist.loss) == 1
+
+
+def test_random_shift_is_deterministic_and_keeps_shape():
+    x = torch.rand(8, 1, 28, 28)
+    a = data.random_shift(x, 2, torch.Generator().manual_seed(0))
+    b = data.random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert torch.equal(data.random_shift(x, 0), x)
