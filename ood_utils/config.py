@@ -49,8 +49,9 @@ class Profile:
         attack_restarts: random restarts of the fooling attack.
         attack_steps: optimisation steps per restart.
         n_noise: uniform-noise images used as an out-of-distribution set.
-        resnet_n_train: training images for ResNet-18 (about 3x the CNN's cost per image).
-        resnet_epochs: training epochs for ResNet-18.
+        sweep_n_train: training images for chapters that train many ensembles or a bigger
+            network (the "sweep" budget); ``None`` = all.
+        sweep_epochs: training epochs of the sweep budget.
     """
 
     name: str
@@ -61,8 +62,8 @@ class Profile:
     attack_restarts: int = 100
     attack_steps: int = 300
     n_noise: int = 1000
-    resnet_n_train: int | None = 6_000
-    resnet_epochs: int = 2
+    sweep_n_train: int | None = 6_000
+    sweep_epochs: int = 2
 
     def replace(self, **changes: object) -> "Profile":
         """Return a copy with some fields changed (e.g. ``epochs=1`` for a quick test)."""
@@ -74,7 +75,7 @@ PROFILES: dict[str, Profile] = {
     "fast": Profile(name="fast", n_train=12_000, n_test=2_000, epochs=3, attack_steps=300),
     # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
     "full": Profile(name="full", n_train=None, n_test=None, epochs=14, attack_steps=1000,
-                    n_noise=10_000, resnet_n_train=None, resnet_epochs=14),
+                    n_noise=10_000, sweep_n_train=None, sweep_epochs=14),
 }
 
 

@@ -78,16 +78,22 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     @classmethod
-    def from_profile(cls, profile: Profile | str | None = None, **overrides: object) -> "TrainConfig":
+    def from_profile(cls, profile: Profile | str | None = None, budget: str = "main",
+                     **overrides: object) -> "TrainConfig":
         """The config of the active (or given) profile, with ``overrides`` applied.
 
-        ResNet-18 (``arch="resnet18"``) gets the profile's ``resnet_n_train`` and ``resnet_epochs``.
+        Args:
+            budget: ``"main"`` (the profile's ``n_train``/``epochs``) or ``"sweep"``
+                (``sweep_n_train``/``sweep_epochs``: for chapters that train many ensembles
+                or a network that costs more per image, such as ResNet-18).
         """
         prof = profile if isinstance(profile, Profile) else get_profile(profile)
-        if overrides.get("arch") == "resnet18":
-            base = dict(epochs=prof.resnet_epochs, n_train=prof.resnet_n_train, batch_size=prof.batch_size)
-        else:
+        if budget == "main":
             base = dict(epochs=prof.epochs, n_train=prof.n_train, batch_size=prof.batch_size)
+        elif budget == "sweep":
+            base = dict(epochs=prof.sweep_epochs, n_train=prof.sweep_n_train, batch_size=prof.batch_size)
+        else:
+            raise ValueError(f"budget must be 'main' or 'sweep', got {budget!r}")
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 

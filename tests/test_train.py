@@ -83,7 +83,9 @@ def test_from_profile_uses_profile_settings():
     assert full.epochs == 14 and full.n_train is None
 
 
-def test_resnet_gets_its_own_budget():
-    cfg = TrainConfig.from_profile("fast", arch="resnet18")
-    assert cfg.n_train == 6_000 and cfg.epochs == 2
-    assert TrainConfig.from_profile("full", arch="resnet18").n_train is None
+def test_sweep_budget():
+    cfg = TrainConfig.from_profile("fast", budget="sweep", arch="resnet18")
+    assert cfg.n_train == 6_000 and cfg.epochs == 2 and cfg.arch == "resnet18"
+    assert TrainConfig.from_profile("full", budget="sweep").n_train is None
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig.from_profile("fast", budget="huge")
