@@ -1,8 +1,23 @@
-"""Small helpers for the chapters: sentences whose numbers come from the run."""
+"""Small helpers for the chapters: sentences whose numbers come from the run, and a record
+of each chapter's key results for the book's results tables."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
 from IPython.display import Markdown, display
+
+from .config import get_device, get_profile, user_cache
+
+RESULTS_ENV = "OOD_RESULTS_DIR"
+
+Number = float | int
 
 
 def say(text: str) -> None:
@@ -13,3 +28,40 @@ def say(text: str) -> None:
         say(f"The CNN classifies **{acc:.1%}** of the test digits correctly.")
     """
     display(Markdown(text))
+
+
+def results_dir() -> Path:
+    """Where :func:`record` writes: ``$OOD_RESULTS_DIR`` or ``<user cache>/twin-kl/results``."""
+    env = os.environ.get(RESULTS_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else user_cache() / "results"
+
+
+def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]]) -> Path:
+    """Save a chapter's key numbers, with the original's value where there is one.
+
+    Args:
+        chapter: e.g. ``"05_mnist_fashion"``; one JSON file per chapter and profile.
+        results: ``{name: value}`` or ``{name: (value, original)}``.
+
+    Returns:
+        The JSON file written: ``<results_dir>/<profile>/<chapter>.json``, with the profile,
+        device, library versions and the time of the run.
+    """
+    if not results:
+        raise ValueError("results is empty")
+    profile = get_profile().name
+    rows = {}
+    for name, item in results.items():
+        value, original = item if isinstance(item, tuple) else (item, None)
+        rows[name] = {"value": float(value), "original": original}
+    payload = {"chapter": chapter, "profile": profile, "device": str(get_device()),
+               "torch": torch.__version__, "python": platform.python_version(),
+               "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "results": rows}
+    path = results_dir() / profile / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1)
+    os.replace(tmp, path)
+    return path

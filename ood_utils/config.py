@@ -96,7 +96,8 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[key]
 
 
-def _user_cache() -> Path:
+def user_cache() -> Path:
+    """``$XDG_CACHE_HOME/twin-kl`` or ``~/.cache/twin-kl``: the default home of data, models, results."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "twin-kl"
 
@@ -104,13 +105,13 @@ def _user_cache() -> Path:
 def data_root() -> Path:
     """Folder holding the datasets: ``$OOD_DATA_ROOT`` or ``<user cache>/twin-kl/data``."""
     env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else _user_cache() / "data"
+    return Path(env).expanduser().resolve() if env else user_cache() / "data"
 
 
 def cache_dir() -> Path:
     """Folder for trained checkpoints: ``$OOD_CACHE_DIR`` or ``<user cache>/twin-kl/models``."""
     env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else _user_cache() / "models"
+    return Path(env).expanduser().resolve() if env else user_cache() / "models"
 
 
 def get_device(name: str | None = None) -> torch.device:

@@ -1,6 +1,24 @@
-from ood_utils.book import say
+import json
+
+import pytest
+
+from ood_utils import book
 
 
 def test_say_displays_markdown(capsys):
-    say("**42**")     # outside a notebook, IPython's display prints the object's repr
+    book.say("**42**")     # outside a notebook, IPython's display prints the object's repr
     assert "Markdown" in capsys.readouterr().out
+
+
+def test_record_writes_one_json_per_chapter_and_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv(book.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv("OOD_PROFILE", "fast")
+    path = book.record("01_x", {"accuracy": 0.97, "success": (1.0, 1.0), "auroc": (0.9, "about 0.9")})
+    assert path == tmp_path / "fast" / "01_x.json"
+    data = json.loads(path.read_text())
+    assert data["profile"] == "fast" and "torch" in data and "device" in data
+    assert data["results"]["accuracy"] == {"value": 0.97, "original": None}
+    assert data["results"]["success"] == {"value": 1.0, "original": 1.0}
+    assert data["results"]["auroc"]["original"] == "about 0.9"
+    with pytest.raises(ValueError, match="empty"):
+        book.record("01_x", {})
