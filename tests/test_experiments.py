@@ -84,3 +84,14 @@ def test_random_shift_is_deterministic_and_keeps_shape():
     b = data.random_shift(x, 2, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b)
     assert torch.equal(data.random_shift(x, 0), x)
+
+
+def test_auroc_does_not_collapse_as_the_ensemble_grows():
+    cfg = TrainConfig(dataset="mnist", n_members=4, epochs=1, n_train=3000, seed=1)
+    ens, _ = train.train_ensemble(cfg, device="cpu", progress=False)
+    lp_in = predict_log_probs(ens, data.load("mnist", "test", n=1000).images)
+    lp_out = predict_log_probs(ens, data.load("fashionmnist", "test", n=1000).images)
+    for score in (scores.twin_score, scores.mutual_information):
+        auc = {n: metrics.auroc(score(lp_in[:n]), score(lp_out[:n])) for n in (2, 4)}
+        assert auc[2] > 0.8 and auc[4] > 0.8
+        assert auc[4] > auc[2] - 0.1
