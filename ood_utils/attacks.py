@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import uniform_noise
-from .models import Ensemble
+from .models import Ensemble, eval_mode
 from .scores import disagreement, pairwise_kl, twin_score
 from .validate import check_images
 
@@ -97,6 +97,18 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
     return x.detach(), first
 
 
+def _attack_noise(model: nn.Module, objective: Callable[[torch.Tensor], torch.Tensor],
+                  done: Callable[[torch.Tensor], torch.Tensor], n_restarts: int, steps: int,
+                  lr: float, seed: int, shape: tuple[int, int, int], progress: bool,
+                  desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimise ``n_restarts`` seeded noise images against ``model`` in eval mode (see
+    :func:`optimise_inputs`); the images stay on the model's device."""
+    if n_restarts < 1:
+        raise ValueError(f"n_restarts must be positive, got {n_restarts}")
+    x0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(next(model.parameters()).device)
+    return optimise_inputs(objective, done, x0, steps=steps, lr=lr, progress=progress, desc=desc)
+
+
 def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr: float = 1.0,
                    threshold: float = 0.8, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
                    progress: bool = True) -> AttackResult:
@@ -115,21 +127,14 @@ def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
-    if n_restarts < 1:
-        raise ValueError(f"n_restarts must be positive, got {n_restarts}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        x0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(device)
-        x, first = optimise_inputs(
-            objective=lambda x: entropy(F.log_softmax(model(x), -1)),
+    with eval_mode(model):
+        x, first = _attack_noise(
+            model, objective=lambda x: entropy(F.log_softmax(model(x), -1)),
             done=lambda x: F.softmax(model(x), -1).amax(-1) > threshold,
-            x0=x0, steps=steps, lr=lr, progress=progress, desc="fooling attack")
+            n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
+            progress=progress, desc="fooling attack")
         with torch.no_grad():
             probs = F.softmax(model(x), -1).cpu()
-    finally:
-        model.train(was_training)
     return AttackResult(images=x.cpu(), probs=probs, success=probs.amax(-1) > threshold, steps=first)
 
 
@@ -177,17 +182,12 @@ def joint_attack(ensemble: Ensemble, score_threshold: float, n_restarts: int = 1
             ok &= (log_probs.exp().amax(-1) > confidence).all(0)
         return ok
 
-    device = next(ensemble.parameters()).device
-    was_training = ensemble.training
-    ensemble.eval()
-    try:
-        x0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(device)
-        x, first = optimise_inputs(
-            objective=lambda x: joint_objective(ensemble(x)), done=lambda x: passes(ensemble(x)),
-            x0=x0, steps=steps, lr=lr, progress=progress, desc="joint attack")
+    with eval_mode(ensemble):
+        x, first = _attack_noise(
+            ensemble, objective=lambda x: joint_objective(ensemble(x)),
+            done=lambda x: passes(ensemble(x)), n_restarts=n_restarts, steps=steps, lr=lr,
+            seed=seed, shape=shape, progress=progress, desc="joint attack")
         with torch.no_grad():
             log_probs = ensemble(x)
             success = passes(log_probs).cpu()
-    finally:
-        ensemble.train(was_training)
     return AttackResult(images=x.cpu(), probs=log_probs.exp().cpu(), success=success, steps=first)

@@ -7,7 +7,8 @@ log-probabilities ``(N, B, C)``, the input of every score in :mod:`ood_utils.sco
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -173,6 +174,17 @@ class Ensemble(nn.Module):
         return F.log_softmax(self.logits(x, sync_rng), dim=-1)
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode (dropout off, batch-norm statistics frozen), then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def predict_log_probs(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
                       device: torch.device | str | None = None) -> torch.Tensor:
@@ -182,16 +194,12 @@ def predict_log_probs(model: nn.Module, images: torch.Tensor, batch_size: int = 
     """
     check_images(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs = []
+    outs = []
+    with eval_mode(model):
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)
             out = model(x)
             if not isinstance(model, Ensemble):
                 out = F.log_softmax(out, dim=-1)
             outs.append(out.cpu())
-        return torch.cat(outs, dim=-2)
-    finally:
-        model.train(was_training)
+    return torch.cat(outs, dim=-2)
