@@ -128,6 +128,20 @@ def make_ensemble(config: TrainConfig) -> Ensemble:
                           config.n_members, config.seed, identical=config.identical_init)
 
 
+def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+          sync_dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One joint step on a batch: the members' NLLs summed, one optimiser step.
+
+    Returns the detached summed loss and the log-probabilities ``(N, B, C)``.
+    """
+    log_probs = ens(x, sync_rng=sync_dropout)                    # (N, B, C)
+    loss = sum(F.nll_loss(lp, y) for lp in log_probs)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), log_probs.detach()
+
+
 def train_ensemble(config: TrainConfig, device: torch.device | str | None = None,
                    progress: bool = True) -> tuple[Ensemble, History]:
     """Train ``config.n_members`` members together on the same batches.
@@ -155,12 +169,8 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
                 if config.augment:
                     x = data.random_shift(x, max_shift=2, generator=order_gen)
                 x, y = x.to(device), y.to(device)
-                log_probs = ens(x, sync_rng=config.sync_dropout)        # (N, B, C)
-                loss = sum(F.nll_loss(lp, y) for lp in log_probs)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total_loss += float(loss.detach()) * x.shape[0]
+                loss, log_probs = _step(ens, opt, x, y, config.sync_dropout)
+                total_loss += float(loss) * x.shape[0]
                 correct += (log_probs.argmax(-1) == y).sum(1).cpu()
                 seen += x.shape[0]
                 bar.update()
@@ -257,11 +267,7 @@ def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | st
         if i == warmup and device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        x, y = x.to(device), y.to(device)
-        loss = sum(F.nll_loss(lp, y) for lp in ens(x))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _step(ens, opt, x.to(device), y.to(device), config.sync_dropout)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmup:
