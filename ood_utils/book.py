@@ -4,16 +4,14 @@ of each chapter's key results for the book's results tables."""
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from IPython.display import Markdown, display
 
-from .config import get_device, get_profile, user_cache
+from .config import atomic_write, env_path, get_device, get_profile, user_cache
 
 RESULTS_ENV = "OOD_RESULTS_DIR"
 
@@ -32,8 +30,7 @@ def say(text: str) -> None:
 
 def results_dir() -> Path:
     """Where :func:`record` writes: ``$OOD_RESULTS_DIR`` or ``<user cache>/twin-kl/results``."""
-    env = os.environ.get(RESULTS_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else user_cache() / "results"
+    return env_path(RESULTS_ENV, user_cache() / "results")
 
 
 def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]]) -> Path:
@@ -59,9 +56,5 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
                "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                "results": rows}
     path = results_dir() / profile / f"{chapter}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=1).encode()))
     return path

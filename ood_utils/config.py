@@ -24,8 +24,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -102,16 +105,37 @@ def user_cache() -> Path:
     return Path(base) / "twin-kl"
 
 
+def env_path(variable: str, default: Path) -> Path:
+    """The folder named by environment ``variable`` (expanded, absolute), else ``default``."""
+    env = os.environ.get(variable, "").strip()
+    return Path(env).expanduser().resolve() if env else default
+
+
 def data_root() -> Path:
     """Folder holding the datasets: ``$OOD_DATA_ROOT`` or ``<user cache>/twin-kl/data``."""
-    env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else user_cache() / "data"
+    return env_path(DATA_ENV, user_cache() / "data")
 
 
 def cache_dir() -> Path:
     """Folder for trained checkpoints: ``$OOD_CACHE_DIR`` or ``<user cache>/twin-kl/models``."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else user_cache() / "models"
+    return env_path(CACHE_ENV, user_cache() / "models")
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place.
+
+    A reader never sees a half-written file; if ``write`` fails (or is interrupted), the
+    temporary file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def get_device(name: str | None = None) -> torch.device:

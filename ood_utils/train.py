@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import Profile, cache_dir, get_device, get_profile
+from .config import Profile, atomic_write, cache_dir, get_device, get_profile
 from .models import Ensemble, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
@@ -201,18 +199,10 @@ def checkpoint_path(config: TrainConfig, root: Path | str | None = None) -> Path
 
 def save_checkpoint(ens: Ensemble, hist: History, config: TrainConfig, path: Path) -> None:
     """Write atomically: to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT_VERSION, "config": dataclasses.asdict(config),
                "history": dataclasses.asdict(hist),
                "state_dict": {k: v.detach().cpu() for k, v in ens.state_dict().items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(config: TrainConfig, path: Path,

@@ -48,3 +48,18 @@ def test_seeding_is_reproducible():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     with pytest.raises(ValueError, match="non-negative int"):
         config.seed_everything(-1)
+
+
+def test_atomic_write_replaces_or_leaves_the_old_file(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    config.atomic_write(path, lambda fh: fh.write(b"old"))
+    assert path.read_bytes() == b"old"
+
+    def fails(fh):
+        fh.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        config.atomic_write(path, fails)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in path.parent.iterdir()] == ["f.bin"]   # no temporary file left
