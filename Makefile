@@ -14,6 +14,9 @@ ifeq ($(strip $(OOD_DATA_ROOT)),)
   endif
 endif
 
+# Each chapter saves its key results here; the book's results page reads them back.
+export OOD_RESULTS_DIR ?= $(abspath _build/results)
+
 .PHONY: env book test clean
 env: $(STAMP)
 

@@ -33,12 +33,15 @@ def results_dir() -> Path:
     return env_path(RESULTS_ENV, user_cache() / "results")
 
 
-def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]]) -> Path:
+def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]],
+           tables: dict[str, "pandas.DataFrame"] | None = None) -> Path:
     """Save a chapter's key numbers, with the original's value where there is one.
 
     Args:
         chapter: e.g. ``"05_mnist_fashion"``; one JSON file per chapter and profile.
         results: ``{name: value}`` or ``{name: (value, original)}``.
+        tables: optional ``{name: DataFrame}`` saved as lists of row records (read them back
+            with :func:`load_results` and ``pandas.DataFrame(payload["tables"][name])``).
 
     Returns:
         The JSON file written: ``<results_dir>/<profile>/<chapter>.json``, with the profile,
@@ -55,6 +58,18 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
                "torch": torch.__version__, "python": platform.python_version(),
                "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                "results": rows}
+    if tables:
+        payload["tables"] = {name: json.loads(df.to_json(orient="records")) for name, df in tables.items()}
     path = results_dir() / profile / f"{chapter}.json"
     atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=1).encode()))
     return path
+
+
+def load_results(profile: str | None = None) -> dict[str, dict]:
+    """Every chapter's saved results for ``profile`` (default: the active one): ``{chapter: payload}``.
+
+    Empty when no chapter has run yet in that profile.
+    """
+    name = get_profile(profile).name
+    folder = results_dir() / name
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

@@ -55,6 +55,9 @@ class Profile:
         sweep_n_train: training images for chapters that train many ensembles or a bigger
             network (the "sweep" budget); ``None`` = all.
         sweep_epochs: training epochs of the sweep budget.
+        mc_samples: stochastic forward passes of MC dropout (chapter 9).
+        cosine_n: images per set in the cosine-similarity sweep of chapter 10 (``None`` = all).
+        cosine_samples: random perturbations per image in that sweep.
     """
 
     name: str
@@ -67,6 +70,9 @@ class Profile:
     n_noise: int = 1000
     sweep_n_train: int | None = 6_000
     sweep_epochs: int = 2
+    mc_samples: int = 5
+    cosine_n: int | None = 500
+    cosine_samples: int = 4
 
     def replace(self, **changes: object) -> "Profile":
         """Return a copy with some fields changed (e.g. ``epochs=1`` for a quick test)."""
@@ -78,7 +84,8 @@ PROFILES: dict[str, Profile] = {
     "fast": Profile(name="fast", n_train=12_000, n_test=2_000, epochs=3, attack_steps=300),
     # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
     "full": Profile(name="full", n_train=None, n_test=None, epochs=14, attack_steps=1000,
-                    n_noise=10_000, sweep_n_train=None, sweep_epochs=14),
+                    n_noise=10_000, sweep_n_train=None, sweep_epochs=14, mc_samples=30,
+                    cosine_n=None, cosine_samples=16),
 }
 
 

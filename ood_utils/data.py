@@ -144,6 +144,67 @@ def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (1, 28, 28)) -
     return torch.rand((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
+#: The corruptions :func:`corrupt` can draw.
+CORRUPTIONS: tuple[str, ...] = ("strokes", "text")
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int):  # noqa: ANN202 (PIL font)
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def corrupt(images: torch.Tensor, kind: str = "strokes", seed: int = 0, n: int = 3,
+            font_size: int = 12) -> torch.Tensor:
+    """Draw random white strokes or letters over each image, deterministically for ``seed``.
+
+    The drawing is made on a separate black canvas with Pillow and combined with the image
+    by a pixel-wise maximum, so the digit (or garment) stays visible underneath.
+
+    Args:
+        images: ``(B, 1, H, W)`` in ``[0, 1]``.
+        kind: ``"strokes"``: ``n`` straight lines of width 2 between random points;
+            ``"text"``: a random word of ``n`` capital letters at a random position.
+        seed: the same seed gives the same drawings (image ``i`` always gets drawing ``i``).
+        n: lines per image, or letters per word.
+        font_size: letter height in pixels for ``"text"`` (Pillow's default font).
+
+    Returns:
+        A new tensor ``(B, 1, H, W)`` in ``[0, 1]``; ``images`` is not modified.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from .validate import check_images
+
+    check_images(images, channels=1)
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}: expected one of {CORRUPTIONS}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    b, _, h, w = images.shape
+    rng = np.random.default_rng(seed)
+    canvases = np.zeros((b, h, w), dtype=np.uint8)
+    for i in range(b):
+        canvas = Image.new("L", (w, h))
+        draw = ImageDraw.Draw(canvas)
+        if kind == "strokes":
+            for _ in range(n):
+                x0, x1 = rng.integers(0, w, 2)
+                y0, y1 = rng.integers(0, h, 2)
+                draw.line([(int(x0), int(y0)), (int(x1), int(y1))], fill=255, width=2)
+        else:
+            word = "".join(chr(ord("A") + int(c)) for c in rng.integers(0, 26, n))
+            left, top, right, bottom = draw.textbbox((0, 0), word, font=_font(font_size))
+            x = int(rng.integers(0, max(1, w - (right - left)) + 1)) - left
+            y = int(rng.integers(0, max(1, h - (bottom - top)) + 1)) - top
+            draw.text((x, y), word, fill=255, font=_font(font_size))
+        canvases[i] = np.asarray(canvas)
+    drawn = torch.from_numpy(canvases).to(images.dtype).div_(255.0).unsqueeze(1)
+    return torch.maximum(images, drawn.to(images.device))
+
+
 def batches(images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64,
             shuffle: bool = False, generator: torch.Generator | None = None
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:

@@ -43,6 +43,10 @@ class MnistCNN(nn.Module):
     Shapes: ``x: (B, 1, 28, 28)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
 
+    #: Named layers for :func:`ood_utils.detectors.cosine_scores`: name -> torch.fx node.
+    layers = {"conv1": "relu", "conv2": "relu_1", "pool": "max_pool2d",
+              "penultimate": "relu_2", "logits": "fc2"}
+
     def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
                  dropout: bool = True, batchnorm: bool = False) -> None:
         super().__init__()
@@ -66,8 +70,12 @@ class MnistCNN(nn.Module):
         x = torch.flatten(x, 1)
         return F.relu(self.fc1(x))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, C)`` from penultimate activations ``(B, 128)``: ``forward = head(features(x))``."""
+        return self.fc2(self.dropout2(features))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout2(self.features(x)))
+        return self.head(self.features(x))
 
 
 class ResNet18(nn.Module):
@@ -79,6 +87,11 @@ class ResNet18(nn.Module):
 
     Shapes: ``x: (B, 1, H, W)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
+
+    #: Named layers for :func:`ood_utils.detectors.cosine_scores`: name -> torch.fx node.
+    layers = {"stem": "net.maxpool", "layer1": "net.layer1.1.relu_1", "layer2": "net.layer2.1.relu_1",
+              "layer3": "net.layer3.1.relu_1", "layer4": "net.layer4.1.relu_1",
+              "penultimate": "flatten", "logits": "net.fc"}
 
     def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10) -> None:
         super().__init__()
@@ -95,8 +108,12 @@ class ResNet18(nn.Module):
         x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
         return torch.flatten(net.avgpool(x), 1)
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, C)`` from penultimate activations ``(B, 512)``: ``forward = head(features(x))``."""
+        return self.net.fc(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.fc(self.features(x))
+        return self.head(self.features(x))
 
 
 #: Architecture name -> constructor taking (mean, std, num_classes).

@@ -93,3 +93,31 @@ def roc_curves(pairs: Mapping[str, tuple[np.ndarray | torch.Tensor, np.ndarray |
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def heatmap(values: "pandas.DataFrame", ax: plt.Axes | None = None, vmin: float = 0.0,
+            vmax: float = 1.0, cmap: str = "RdYlGn", fmt: str = "{:.2f}",
+            highlight: str | None = None) -> Figure:
+    """A table of numbers (rows x columns, e.g. method x OOD set AUROC) as an annotated heat map.
+
+    ``highlight`` names a row to draw in bold (e.g. the book's own method).
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"values must be a non-empty 2-D table, got shape {arr.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.1 * arr.shape[1] + 2.5, 0.42 * arr.shape[0] + 1.2))
+    else:
+        fig = ax.figure
+    im = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(arr.shape[1]), [str(c) for c in values.columns], rotation=30, ha="right")
+    ax.set_yticks(range(arr.shape[0]), [str(r) for r in values.index])
+    for i in range(arr.shape[0]):
+        bold = highlight is not None and str(values.index[i]) == highlight
+        for j in range(arr.shape[1]):
+            if np.isfinite(arr[i, j]):
+                ax.text(j, i, fmt.format(arr[i, j]), ha="center", va="center", fontsize=8,
+                        fontweight="bold" if bold else "normal")
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    fig.tight_layout()
+    return fig

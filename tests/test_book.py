@@ -22,3 +22,17 @@ def test_record_writes_one_json_per_chapter_and_profile(monkeypatch, tmp_path):
     assert data["results"]["auroc"]["original"] == "about 0.9"
     with pytest.raises(ValueError, match="empty"):
         book.record("01_x", {})
+
+
+def test_record_saves_tables_and_load_results_reads_them_back(monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setenv(book.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv("OOD_PROFILE", "fast")
+    assert book.load_results() == {}                     # nothing has run yet
+    table = pd.DataFrame({"method": ["MSP", "twin"], "AUROC": [0.9, 0.95]})
+    book.record("09_x", {"n": 2}, tables={"metrics": table})
+    loaded = book.load_results("fast")
+    assert list(loaded) == ["09_x"]
+    pd.testing.assert_frame_equal(pd.DataFrame(loaded["09_x"]["tables"]["metrics"]), table)
+    assert book.load_results("full") == {}

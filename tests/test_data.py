@@ -54,3 +54,33 @@ def test_uniform_noise_and_batches():
     assert sorted(torch.cat([b[1] for b in got]).tolist()) == list(range(10))
     with pytest.raises(ValueError, match="labels"):
         list(data.batches(x, y[:5]))
+
+
+def test_corrupt_is_deterministic_for_a_seed_and_keeps_the_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 1, 28, 28, generator=g) * 0.5
+    before = x.clone()
+    for kind in data.CORRUPTIONS:
+        a, b = data.corrupt(x, kind, seed=3), data.corrupt(x, kind, seed=3)
+        assert torch.equal(a, b)                                   # same seed, same drawing
+        assert not torch.equal(a, data.corrupt(x, kind, seed=4))   # another seed, another drawing
+        assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+        assert (a >= x).all() and ((a - x).amax(dim=(1, 2, 3)) > 0.3).all()  # drawn on every image
+    assert torch.equal(x, before)                                  # the input is not modified
+    # image i gets drawing i, whatever else is in the batch
+    assert torch.equal(data.corrupt(x[:3], "text", seed=3), data.corrupt(x, "text", seed=3)[:3])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kind="blur"), "unknown corruption"), (dict(n=0), "n must be"),
+])
+def test_corrupt_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.corrupt(torch.rand(2, 1, 28, 28), **kwargs)
+
+
+def test_corrupt_rejects_bad_images():
+    with pytest.raises(ValueError, match="channel"):
+        data.corrupt(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match="floating point"):
+        data.corrupt(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))

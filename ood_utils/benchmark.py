@@ -1,0 +1,102 @@
+"""The out-of-distribution sets of chapters 9 and 10, and one loop that scores every detector on them.
+
+A model trained on one dataset (``id_name``) meets six kinds of input it was not trained on:
+the other dataset, uniform noise, the fooling images of chapter 1, the same attack aimed at
+the model itself, and its own test images with random strokes or letters drawn over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import attacks, data, metrics, train
+from .config import Profile, get_profile
+from .detectors import Outputs, forward_outputs, score
+from .models import Ensemble
+from .validate import check_images
+
+#: Display names of the datasets.
+DISPLAY = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
+
+
+def other_dataset(id_name: str) -> str:
+    """The dataset used as out-of-distribution for a model trained on ``id_name``."""
+    key = data.check_name(id_name)
+    return "fashionmnist" if key == "mnist" else "mnist"
+
+
+def chapter1_fooling_images(profile: Profile | None = None, progress: bool = False) -> torch.Tensor:
+    """The fooling images of chapter 1: its CNN (trained on MNIST, cached) attacked with its settings.
+
+    Returns ``(R, 1, 28, 28)``, R = ``profile.attack_restarts``.
+    """
+    prof = profile or get_profile()
+    cnn = train.get_ensemble(train.TrainConfig.from_profile(prof, dataset="mnist", n_members=1),
+                             progress=progress)[0][0]
+    return attacks.fooling_attack(cnn, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
+                                  threshold=0.8, seed=0, progress=progress).images
+
+
+def ood_sets(id_name: str, model: nn.Module, id_images: torch.Tensor, n_other: int | None = None,
+             n_noise: int | None = None, profile: Profile | None = None,
+             progress: bool = False) -> dict[str, torch.Tensor]:
+    """The out-of-distribution sets for ``model``, trained on ``id_name``, each ``(M, 1, 28, 28)``.
+
+    Args:
+        id_name: the training dataset of ``model``.
+        model: the classifier under test (the fooling attack is aimed at it).
+        id_images: its in-distribution test images; the corrupted sets draw strokes over the
+            even-indexed and letters over the odd-indexed ones (seed 0).
+        n_other: images of the other dataset's test split (default: as many as ``id_images``).
+        n_noise: uniform-noise images (default: the profile's ``n_noise``).
+        profile: attack settings and defaults; default the active profile.
+
+    Returns:
+        ``{name: images}`` with the names ``"<other dataset>"``, ``"uniform noise"``,
+        ``"fooling (ch. 1)"``, ``"fooling (this model)"``, ``"ID + strokes"``, ``"ID + text"``.
+    """
+    prof = profile or get_profile()
+    check_images(id_images, channels=1)
+    other = other_dataset(id_name)
+    n_other = id_images.shape[0] if n_other is None else n_other
+    attack = attacks.fooling_attack(model, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
+                                    threshold=0.8, seed=0, progress=progress)
+    return {
+        DISPLAY[other]: data.load(other, "test", n=n_other).images,
+        "uniform noise": data.uniform_noise(n_noise or prof.n_noise, seed=1),
+        "fooling (ch. 1)": chapter1_fooling_images(prof, progress),
+        "fooling (this model)": attack.images,
+        "ID + strokes": data.corrupt(id_images[0::2], "strokes", seed=0),
+        "ID + text": data.corrupt(id_images[1::2], "text", seed=0),
+    }
+
+
+def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensemble: Ensemble,
+             id_images: torch.Tensor, sets: dict[str, torch.Tensor], member: int = 0,
+             progress: bool = True) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """Score every detector on the in-distribution images and every set; compute the metrics.
+
+    One forward pass of the ensemble per set is shared by the detectors that only need
+    logits, features or log-probabilities (see :func:`ood_utils.detectors.score`); the others
+    (ODIN, MC dropout) run on the images.
+
+    Returns:
+        ``(table, scores)``: ``table`` has one row per (method, set) with AUROC, AUPR-IN,
+        AUPR-OUT and FPR@95TPR (out-of-distribution positive); ``scores[method][set]`` are the
+        scores ``(M,)``, with the in-distribution ones under ``"ID"``.
+    """
+    images = {"ID": id_images, **sets}
+    outputs: dict[str, Outputs] = {k: forward_outputs(ensemble, v) for k, v in images.items()}
+    all_scores: dict[str, dict[str, torch.Tensor]] = {}
+    rows = []
+    for method, det in tqdm(detectors.items(), desc="detectors", disable=not progress):
+        all_scores[method] = {k: score(det, v, outputs[k], member=member) for k, v in images.items()}
+        for name in sets:
+            rows.append({"method": method, "OOD set": name,
+                         **metrics.ood_metrics(all_scores[method]["ID"], all_scores[method][name])})
+    return pd.DataFrame(rows), all_scores

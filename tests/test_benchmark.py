@@ -1,0 +1,28 @@
+"""The OOD sets of chapters 9 and 10."""
+
+from __future__ import annotations
+
+import torch
+
+from conftest import needs_data
+from ood_utils import benchmark, config, data
+
+
+@needs_data
+def test_ood_sets_are_complete_deterministic_and_in_pixel_range(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))          # a tiny chapter-1 CNN, trained here
+    prof = config.get_profile("fast").replace(n_train=500, epochs=1, attack_restarts=3,
+                                              attack_steps=20, n_noise=7)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    id_images = data.load("mnist", "test", n=10).images
+    sets = benchmark.ood_sets("mnist", model, id_images, profile=prof)
+    assert list(sets) == ["FashionMNIST", "uniform noise", "fooling (ch. 1)", "fooling (this model)",
+                          "ID + strokes", "ID + text"]
+    sizes = {k: len(v) for k, v in sets.items()}
+    assert sizes == {"FashionMNIST": 10, "uniform noise": 7, "fooling (ch. 1)": 3,
+                     "fooling (this model)": 3, "ID + strokes": 5, "ID + text": 5}
+    for x in sets.values():
+        assert x.shape[1:] == (1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    again = benchmark.ood_sets("mnist", model, id_images, profile=prof)
+    assert all(torch.equal(sets[k], again[k]) for k in sets)
+    assert benchmark.other_dataset("FashionMNIST") == "mnist"
