@@ -5,7 +5,9 @@ Modules: :mod:`~ood_utils.config` (profiles, paths, device, seeding),
 (the CNN and the ensemble container), :mod:`~ood_utils.train` (joint training
 and the checkpoint cache), :mod:`~ood_utils.scores` (KL scores and the flag rule),
 :mod:`~ood_utils.attacks` (the fooling attack), :mod:`~ood_utils.metrics`
-(AUROC and friends) and :mod:`~ood_utils.plots`.
+(AUROC and friends), :mod:`~ood_utils.detectors` (``pytorch-ood``-style twin and cosine
+detectors), :mod:`~ood_utils.benchmark` (the OOD sets of chapters 9-10), :mod:`~ood_utils.plots`
+and :mod:`~ood_utils.book` (computed sentences, saved results).
 """
 
 from .config import Profile, get_device, get_profile, seed_everything
