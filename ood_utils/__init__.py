@@ -6,7 +6,8 @@ Modules: :mod:`~ood_utils.config` (profiles, paths, device, seeding),
 and the checkpoint cache), :mod:`~ood_utils.scores` (KL scores and the flag rule),
 :mod:`~ood_utils.attacks` (the fooling attack), :mod:`~ood_utils.metrics`
 (AUROC and friends), :mod:`~ood_utils.detectors` (``pytorch-ood``-style twin and cosine
-detectors), :mod:`~ood_utils.benchmark` (the OOD sets of chapters 9-10), :mod:`~ood_utils.plots`
+detectors), :mod:`~ood_utils.benchmark` (the OOD sets of chapters 9-10), :mod:`~ood_utils.text` (books and
+twin character models), :mod:`~ood_utils.plots`
 and :mod:`~ood_utils.book` (computed sentences, saved results).
 """
 

@@ -7,11 +7,15 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from IPython.display import Markdown, display
 
 from .config import atomic_write, env_path, get_device, get_profile, user_cache
+
+if TYPE_CHECKING:
+    import pandas
 
 RESULTS_ENV = "OOD_RESULTS_DIR"
 
@@ -34,7 +38,7 @@ def results_dir() -> Path:
 
 
 def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]],
-           tables: dict[str, "pandas.DataFrame"] | None = None) -> Path:
+           tables: dict[str, pandas.DataFrame] | None = None) -> Path:
     """Save a chapter's key numbers, with the original's value where there is one.
 
     Args:

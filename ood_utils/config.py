@@ -22,6 +22,8 @@ Environment variables
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import random
 import tempfile
@@ -58,6 +60,10 @@ class Profile:
         mc_samples: stochastic forward passes of MC dropout (chapter 9).
         cosine_n: images per set in the cosine-similarity sweep of chapter 10 (``None`` = all).
         cosine_samples: random perturbations per image in that sweep.
+        text_context, text_d_model, text_layers, text_heads: the character transformer of the
+            text chapter (context length, width, depth, attention heads).
+        text_steps, text_batch: its training steps and batch size (windows per step).
+        text_chars: characters of each evaluation text that the text chapter scores.
     """
 
     name: str
@@ -73,6 +79,13 @@ class Profile:
     mc_samples: int = 5
     cosine_n: int | None = 500
     cosine_samples: int = 4
+    text_context: int = 64
+    text_d_model: int = 96
+    text_layers: int = 2
+    text_heads: int = 4
+    text_steps: int = 1500
+    text_batch: int = 16
+    text_chars: int = 20_000
 
     def replace(self, **changes: object) -> "Profile":
         """Return a copy with some fields changed (e.g. ``epochs=1`` for a quick test)."""
@@ -85,7 +98,8 @@ PROFILES: dict[str, Profile] = {
     # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
     "full": Profile(name="full", n_train=None, n_test=None, epochs=14, attack_steps=1000,
                     n_noise=10_000, sweep_n_train=None, sweep_epochs=14, mc_samples=30,
-                    cosine_n=None, cosine_samples=16),
+                    cosine_n=None, cosine_samples=16, text_context=256, text_d_model=384,
+                    text_layers=6, text_heads=6, text_steps=10_000, text_batch=64, text_chars=200_000),
 }
 
 
@@ -143,6 +157,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def config_key(config: object, version: int) -> str:
+    """A short hash of a dataclass's fields plus a format ``version``: a checkpoint's cache key."""
+    payload = json.dumps({"format": version, **dataclasses.asdict(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def get_device(name: str | None = None) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +12,9 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from .validate import check_images, check_scores
+
+if TYPE_CHECKING:
+    import pandas
 
 #: Scores at or below this are drawn at this value on log axes (a score of exactly 0 has no log).
 LOG_FLOOR = 1e-8
@@ -95,7 +99,7 @@ def roc_curves(pairs: Mapping[str, tuple[np.ndarray | torch.Tensor, np.ndarray |
     return fig
 
 
-def heatmap(values: "pandas.DataFrame", ax: plt.Axes | None = None, vmin: float = 0.0,
+def heatmap(values: pandas.DataFrame, ax: plt.Axes | None = None, vmin: float = 0.0,
             vmax: float = 1.0, cmap: str = "RdYlGn", fmt: str = "{:.2f}",
             highlight: str | None = None) -> Figure:
     """A table of numbers (rows x columns, e.g. method x OOD set AUROC) as an annotated heat map.
@@ -119,5 +123,61 @@ def heatmap(values: "pandas.DataFrame", ax: plt.Axes | None = None, vmin: float 
                 ax.text(j, i, fmt.format(arr[i, j]), ha="center", va="center", fontsize=8,
                         fontweight="bold" if bold else "normal")
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
+def log_unit(values: torch.Tensor | np.ndarray, vmax: float | None = None, floor: float = 1e-3) -> np.ndarray:
+    """Non-negative values mapped to [0, 1] on a log scale from ``floor * vmax`` to ``vmax``
+    (default ``vmax``: the 99th percentile)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), 0, None)
+    top = vmax if vmax is not None and vmax > 0 else (float(np.quantile(v, 0.99)) or 1.0)
+    lo = np.log(floor * top)
+    return np.clip((np.log(np.maximum(v, floor * top)) - lo) / (np.log(top) - lo), 0, 1)
+
+
+def coloured_text(text: str, values: torch.Tensor | np.ndarray, vmax: float | None = None,
+                  boxes: Sequence[tuple[int, int]] = (), width: int = 80, title: str | None = None,
+                  cmap: str = "Reds", floor: float = 1e-3) -> Figure:
+    """``text`` drawn in a monospace grid, each character's cell coloured by ``values`` (log scale
+    from ``floor * vmax`` to ``vmax``, see :func:`log_unit`).
+
+    Lines longer than ``width`` wrap. Characters inside the ``(start, end)`` spans of ``boxes``
+    are drawn in bold blue with a blue bar in the margin (e.g. spliced-in paragraphs).
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.shape != (len(text),):
+        raise ValueError(f"{len(text)} characters but values of shape {vals.shape}")
+    if width < 1:
+        raise ValueError(f"width must be positive, got {width}")
+    cells: list[tuple[int, int, int]] = []             # (row, col, index into text)
+    row = col = 0
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            row, col = row + 1, 0
+            continue
+        if col == width:
+            row, col = row + 1, 0
+        cells.append((row, col, i))
+        col += 1
+    nrows = row + 1
+    colours = plt.get_cmap(cmap)(log_unit(vals, vmax, floor))
+    grid = np.ones((nrows, width, 4))
+    boxed = np.zeros(len(text), dtype=bool)
+    for a, b in boxes:
+        boxed[a:b] = True
+    fig, ax = plt.subplots(figsize=(0.11 * width + 0.4, 0.2 * nrows + 0.6))
+    for r, c, i in cells:
+        grid[r, c] = colours[i]
+    ax.imshow(grid, aspect="auto", interpolation="nearest", extent=(-0.5, width - 0.5, nrows - 0.5, -0.5))
+    for r, c, i in cells:
+        if not text[i].isspace():
+            ax.text(c, r, text[i], ha="center", va="center", fontsize=7, family="monospace",
+                    color="blue" if boxed[i] else "black", fontweight="bold" if boxed[i] else "normal")
+    for r in sorted({r for r, _, i in cells if boxed[i]}):
+        ax.plot([-0.9, -0.9], [r - 0.5, r + 0.5], color="blue", linewidth=2, clip_on=False)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -10,8 +10,6 @@ gradient it would get alone; only the random init (and dropout masks) differ.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import Profile, atomic_write, cache_dir, get_device, get_profile
+from .config import Profile, atomic_write, cache_dir, config_key, get_device, get_profile
 from .models import Ensemble, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
@@ -97,8 +95,7 @@ class TrainConfig:
 
     def key(self) -> str:
         """A short hash of every field plus :data:`FORMAT_VERSION`: the cache key."""
-        payload = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return config_key(self, FORMAT_VERSION)
 
 
 @dataclass

@@ -26,7 +26,7 @@ def test_toc_lists_the_chapters():
         "01_fooling_attack.ipynb", "02_twin_training.ipynb", "03_kl_calibration.ipynb",
         "04_attacking_twins.ipynb", "05_mnist_fashion.ipynb", "06_identical_init.ipynb",
         "07_ensembles.ipynb", "08_training_schemes.ipynb", "09_baselines.ipynb",
-        "10_weights_only.ipynb", "results.ipynb"]
+        "10_weights_only.ipynb", "11_text.ipynb", "results.ipynb"]
 
 
 @needs_data

@@ -36,3 +36,21 @@ def test_roc_curves_one_line_per_pair_with_auroc_in_label():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[1] == "b (AUROC 1.000)" and labels[0].startswith("a (AUROC 0.9")
     plt.close(fig)
+
+
+def test_heatmap_and_coloured_text():
+    import pandas as pd
+
+    grid = pd.DataFrame([[0.9, 0.5], [0.2, float("nan")]], index=["a", "b"], columns=["x", "y"])
+    fig = plots.heatmap(grid, highlight="a")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "0.90" in texts and len(texts) == 3                 # NaN cells are left blank
+    s = "ab c\nlonger line here"
+    fig = plots.coloured_text(s, torch.linspace(0, 1, len(s)), boxes=[(5, 11)], width=8)
+    drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]
+    assert len(drawn) == len(s.replace(" ", "").replace("\n", ""))
+    assert {t.get_color() for t in drawn} == {"black", "blue"}
+    with pytest.raises(ValueError, match="characters"):
+        plots.coloured_text("abc", torch.zeros(2))
+    u = plots.log_unit(np.array([0.0, 1e-4, 0.1, 1.0]), vmax=1.0)
+    assert u[0] == 0 and u[-1] == 1 and np.all(np.diff(u) >= 0)
