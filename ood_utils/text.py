@@ -495,6 +495,20 @@ def paragraphs(text: str, min_chars: int = 200, max_chars: int = 800) -> list[tu
     return spans
 
 
+def line_spans(text: str, min_chars: int = 5) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of the lines of ``text`` with at least ``min_chars`` visible characters
+    (the newline excluded)."""
+    if min_chars < 1:
+        raise ValueError(f"min_chars must be positive, got {min_chars}")
+    spans, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if len(body.strip()) >= min_chars:
+            spans.append((pos, pos + len(body)))
+        pos += len(line)
+    return spans
+
+
 def paragraph_means(values: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
     """Mean of a per-character score over each span: ``(L,) -> (len(spans),)``."""
     return torch.stack([values[a:b].double().mean() for a, b in spans]) if spans else torch.empty(0)

@@ -159,3 +159,9 @@ def test_excerpt_and_compose():
     doc, spans = text.compose([("en", "hello there\n"), ("fr", "bonjour\n\n"), ("en", "bye")])
     assert [(doc[a:b], label) for a, b, label in spans] == [("hello there", "en"), ("bonjour", "fr"),
                                                             ("bye", "en")]
+
+
+def test_line_spans_skip_short_lines():
+    s = "a long enough line\nhi\n\nanother one here\n"
+    spans = text.line_spans(s, min_chars=5)
+    assert [s[a:b] for a, b in spans] == ["a long enough line", "another one here"]
