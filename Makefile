@@ -17,7 +17,7 @@ endif
 # Each chapter saves its key results here; the book's results page reads them back.
 export OOD_RESULTS_DIR ?= $(abspath _build/results)
 
-.PHONY: env book test clean
+.PHONY: env book test student clean
 env: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -26,12 +26,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	touch $(STAMP)
 
-## make book: execute every chapter and write the website to _build/html (warnings are errors)
+## make book: execute every chapter once, then write the website to _build/html (warnings are
+## errors) and the student notebooks to _build/student; times in _build/execution.json
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "open _build/html/index.html"
+	$(BIN)/python tools/build_book.py
 
-## make test: the whole test suite, unit tests and every notebook in _toc.yml
+## make student: only the student notebooks (solutions replaced by stubs), nothing executed
+student: $(STAMP)
+	$(BIN)/python tools/student_notebooks.py
+
+## make test: the whole test suite: unit tests, then the book built as by `make book` (chapters
+## in reverse order, each must stand alone) and every page opened in headless Chromium
 test: $(STAMP)
 	$(BIN)/python -m pytest
 

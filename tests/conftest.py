@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # no display in tests
@@ -41,15 +46,47 @@ def random_log_probs(n: int, b: int, c: int = 10, seed: int = 0, scale: float = 
     return torch.log_softmax(scale * torch.randn(n, b, c, generator=g), dim=-1)
 
 
-#: Notebook name -> execution seconds, filled by tests/test_notebooks.py.
-NOTEBOOK_SECONDS: dict[str, float] = {}
+ROOT = Path(__file__).resolve().parents[1]
+_BOOK: dict = {}
+
+
+@pytest.fixture(scope="session")
+def book(request) -> dict:
+    """The book built once for the session, as ``make book`` does, but chapters in reverse order.
+
+    Returns the build report (``_build/execution.json``). Executing every chapter takes
+    most of the suite's time; each chapter's line is printed as it finishes. With
+    ``OOD_REUSE_BUILD=1`` an existing report is reused (for working on the tests only).
+    """
+    if not _data_available():
+        pytest.skip("MNIST/FashionMNIST not found under $OOD_DATA_ROOT")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_book
+
+    report_file = ROOT / "_build" / "execution.json"
+    if os.environ.get("OOD_REUSE_BUILD") == "1" and report_file.exists():
+        _BOOK.update(json.loads(report_file.read_text()))
+        return _BOOK
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    log = terminal.write_line if terminal else print
+    log("")
+    log("building the book (every chapter, reverse order, then the site) ...")
+    _BOOK.update(build_book.build(reverse=True, log=log))
+    return _BOOK
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Run the tests that need the built book last, so the unit tests report first."""
+    items.sort(key=lambda item: "book" in getattr(item, "fixturenames", ()))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest hook)
     """Print each chapter's execution time and the total at the end of the run."""
-    if not NOTEBOOK_SECONDS:
+    if not _BOOK:
         return
     terminalreporter.section("notebook execution times")
-    for name, secs in NOTEBOOK_SECONDS.items():
-        terminalreporter.write_line(f"{secs:7.1f} s  {name}")
-    terminalreporter.write_line(f"{sum(NOTEBOOK_SECONDS.values()):7.1f} s  total")
+    for name in sorted(_BOOK["notebooks"]):
+        terminalreporter.write_line(f"{_BOOK['notebooks'][name]['seconds']:7.1f} s  {name}")
+    terminalreporter.write_line(f"{_BOOK['total_seconds']:7.1f} s  total "
+                                f"(profile {_BOOK['environment']['profile']})")
+    terminalreporter.write_line(f"{_BOOK['sphinx']['seconds']:7.1f} s  site build")

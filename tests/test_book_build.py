@@ -1,0 +1,71 @@
+"""The book, built once per session (see the ``book`` fixture): chapters, student notebooks, site.
+
+Every chapter listed in ``_toc.yml`` runs top to bottom in a fresh kernel, in *reverse*
+reading order, so none may rely on a model or result that an earlier chapter made (with CI's
+empty model cache, each trains what it needs). A chapter fails on any cell error and on any
+warning printed to stderr. Chapters with exercises run as their student version up to the
+first exercise, then with the solutions (tools/build_book.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import toc_notebooks  # noqa: E402
+from student_notebooks import solution_blocks  # noqa: E402
+
+NOTEBOOKS = toc_notebooks(ROOT)
+CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
+
+
+def test_toc_lists_the_chapters():
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_fooling_attack.ipynb", "02_twin_training.ipynb", "03_kl_calibration.ipynb",
+        "04_attacking_twins.ipynb", "05_mnist_fashion.ipynb", "06_identical_init.ipynb",
+        "07_ensembles.ipynb", "08_training_schemes.ipynb", "09_baselines.ipynb",
+        "10_weights_only.ipynb", "11_text.ipynb", "results.ipynb"]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS], ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(book, name):
+    rep = book["notebooks"][name]
+    assert rep["error"] is None, f"{name} failed:\n{rep['error']}"
+    assert not rep["warnings"], f"{name} printed warnings:\n" + "\n".join(rep["warnings"])
+
+
+@pytest.mark.notebooks
+def test_chapters_ran_in_reverse_order(book):
+    """Last chapter first: none may depend on an earlier one; the results page collects them last."""
+    assert book["order"] == [p.name for p in CHAPTERS][::-1] + ["results.ipynb"]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_student_notebook_runs_to_its_first_exercise(book, path):
+    """The student version exists, hides every solution, and ran up to its first exercise."""
+    student = ROOT / "_build" / "student" / path.relative_to(ROOT)
+    assert student.exists(), f"no student notebook for {path.name}"
+    nb = nbformat.read(student, as_version=4)
+    stubs = [c for c in nb.cells if c.metadata.get("student_stub")]
+    assert stubs and all(c.source.rstrip().endswith("...") for c in stubs)
+    assert not any("solution-start" in c.source for c in nb.cells)
+    book_nb = nbformat.read(path, as_version=4)
+    solution_code = {c.source for _, a, b in solution_blocks(book_nb) for c in book_nb.cells[a + 1:b]
+                     if c.cell_type == "code"}
+    assert not solution_code & {c.source for c in nb.cells}, "solution code leaked into the student notebook"
+    assert book["notebooks"][path.name]["student_cells_run"] > 0
+    assert book["notebooks"][path.name]["error"] is None
+
+
+@pytest.mark.notebooks
+def test_site_builds_strictly(book):
+    """Jupyter Book with ``-W -n --keep-going``: any warning or broken reference fails it."""
+    assert book["sphinx"]["returncode"] == 0, book["sphinx"]["output"][-5000:]
+    assert (ROOT / "_build" / "html" / "index.html").exists()

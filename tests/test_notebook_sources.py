@@ -1,0 +1,139 @@
+"""Static checks of the chapters' sources: the Colab cell, GPU metadata, exercises."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from IPython.core.inputtransformer2 import TransformerManager
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import toc_notebooks  # noqa: E402
+from student_notebooks import exercises, solution_blocks, to_student  # noqa: E402
+
+NOTEBOOKS = toc_notebooks(ROOT)
+CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
+REPO_URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def run_colab_cell(source: str, in_colab: bool) -> list[tuple[str, str]]:
+    """Execute the cell with IPython's transformations; return the magics it called."""
+    calls: list[tuple[str, str]] = []
+
+    class FakeShell:
+        def run_line_magic(self, name: str, line: str) -> None:
+            calls.append((name, line))
+
+    code = TransformerManager().transform_cell(source)
+    saved = sys.modules.get("google.colab")
+    try:
+        if in_colab:
+            sys.modules["google.colab"] = type(sys)("google.colab")
+        else:
+            sys.modules.pop("google.colab", None)
+        exec(compile(code, "<colab cell>", "exec"), {"get_ipython": FakeShell})
+    finally:
+        sys.modules.pop("google.colab", None)
+        if saved is not None:
+            sys.modules["google.colab"] = saved
+    return calls
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_cell_installs_the_package_in_colab_only(path):
+    nb = nbformat.read(path, as_version=4)
+    cell = nb.cells[0]
+    assert cell.cell_type == "code", "the first cell must be the Colab install cell"
+    assert "remove-cell" in cell.metadata.get("tags", []), "the Colab cell must be hidden on the site"
+    assert run_colab_cell(cell.source, in_colab=False) == [], "the Colab cell must do nothing outside Colab"
+    calls = run_colab_cell(cell.source, in_colab=True)
+    assert len(calls) == 1 and calls[0][0] == "pip", calls
+    line = calls[0][1]
+    assert f"git+{REPO_URL}" in line, f"install from the configured repository {REPO_URL}: {line}"
+    assert not re.search(r"\b(torch|torchvision|numpy)\b", line.replace("ood-utils", "")), \
+        "the Colab cell must not reinstall torch or numpy"
+    assert "--upgrade" not in line and "--force-reinstall" not in line
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_asks_for_a_gpu(path):
+    meta = nbformat.read(path, as_version=4).metadata
+    assert meta.get("accelerator") == "GPU" and meta["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_ends_with_two_exercises_with_solutions_and_checks(path):
+    nb = nbformat.read(path, as_version=4)
+    labels = exercises(nb)
+    assert len(labels) >= 2, f"{path.name} has {len(labels)} exercises"
+    assert all(label.startswith(f"ex-{path.name[:2]}-") for label in labels), labels
+    blocks = solution_blocks(nb)
+    assert sorted(b[0] for b in blocks) == sorted(labels), "every exercise needs one solution"
+    first = min(i for i, c in enumerate(nb.cells) if "{exercise" in c.source)
+    assert all(not c.source.startswith("## ") for c in nb.cells[first:] if c.cell_type == "markdown"), \
+        "the exercises must be the chapter's last section"
+    for label, start, end in blocks:
+        assert "dropdown" in nb.cells[start].source, f"{label}: solutions fold away (:class: dropdown)"
+        assert any(c.cell_type == "code" for c in nb.cells[start + 1:end]), f"{label}: no solution code"
+        after = nb.cells[end + 1] if end + 1 < len(nb.cells) else None
+        assert after is not None and after.cell_type == "code" and "checks.check_" in after.source, \
+            f"{label}: the cell after the solution should call a check from ood_utils.checks"
+
+
+def test_exercise_labels_are_unique_across_the_book():
+    labels = [label for p in CHAPTERS for label in exercises(nbformat.read(p, as_version=4))]
+    assert len(labels) == len(set(labels))
+
+
+def synthetic_chapter(*solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A code cell, one exercise with the given solution cells, and a check cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_markdown_cell("```{exercise} Add\n:label: ex-99-add\n\nAdd one.\n```"),
+                nbformat.v4.new_markdown_cell("```{solution-start} ex-99-add\n:class: dropdown\n```"),
+                *solution,
+                nbformat.v4.new_markdown_cell("```{solution-end}\n```"),
+                nbformat.v4.new_code_cell("assert y == 2")]
+    return nb
+
+
+def test_student_version_of_a_synthetic_chapter():
+    nb = synthetic_chapter(nbformat.v4.new_code_cell("y = x + 1"),
+                           nbformat.v4.new_markdown_cell("Why this works."),
+                           nbformat.v4.new_code_cell("print(y)"))
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    student = to_student(nb)
+    sources = [c.source for c in student.cells]
+    assert sources[:2] == ["x = 1", nb.cells[1].source]
+    assert sources[2].startswith("# Exercise ex-99-add (part 1 of 2)") and sources[2].endswith("...")
+    assert sources[3].startswith("# Exercise ex-99-add (part 2 of 2)")
+    assert sources[4:] == ["assert y == 2"] and student.cells[0].outputs == []
+    assert nb.cells[0].outputs, "the book's notebook is not modified"
+
+
+@pytest.mark.parametrize("cells, message", [
+    (["```{solution-start} ex-99-a\n```"], "never closed"),
+    (["```{solution-end}\n```"], "without solution-start"),
+    (["```{solution-start} ex-99-zz\n```", "```{solution-end}\n```"], "unknown exercise"),
+])
+def test_malformed_solutions_are_reported(cells, message):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("```{exercise} A\n:label: ex-99-a\n\nDo it.\n```")]
+    nb.cells += [nbformat.v4.new_markdown_cell(c) for c in cells]
+    with pytest.raises(ValueError, match=message):
+        solution_blocks(nb)
+
+
+def test_execution_plan_runs_the_student_prefix_then_the_solutions():
+    import build_book
+    nb = synthetic_chapter(nbformat.v4.new_code_cell("y = x + 1"))
+    plan, k = build_book.execution_plan(nb)
+    assert k == 3   # x = 1, the exercise, one stub
+    assert [c.source for c in plan.cells][:2] == ["x = 1", nb.cells[1].source]
+    assert plan.cells[2].metadata["student_stub"] == "ex-99-add"
+    assert [c.source for c in plan.cells[3:]] == [c.source for c in nb.cells[2:]]

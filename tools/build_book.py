@@ -1,0 +1,223 @@
+"""Build the book: execute every chapter once, write the student notebooks, then the website.
+
+    python tools/build_book.py              # `make book`: chapters in reading order -> _build/html
+    python tools/build_book.py --reverse    # the tests' order: every chapter must stand alone
+                                            # (the results page, which collects theirs, runs last)
+
+1. Each notebook in ``_toc.yml`` runs top to bottom in a fresh kernel (nbclient), timed.
+   A chapter with exercises runs as its *student* version up to and including the stubs
+   of its first exercise, then continues with the book's solutions in the same kernel:
+   one execution shows both that the chapter works and that the generated student
+   notebook runs up to its first exercise (the stub cells are dropped from the page).
+2. The executed notebooks and the other sources are staged in ``_build/src`` and Jupyter
+   Book renders them there with execution off, strictly: warnings are errors.
+3. ``_build/execution.json`` records each notebook's seconds, errors and stderr warnings,
+   the sphinx build's return code and the environment; ``_build/student/`` holds the
+   student notebooks.
+
+Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
+Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import toc_notebooks  # noqa: E402
+from student_notebooks import first_exercise_prefix, solution_blocks, to_student  # noqa: E402
+
+BUILD = ROOT / "_build"
+SOURCES = ["_toc.yml", "book", "notebooks"]
+
+
+def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
+    """The notebook the build runs, and how many of its leading cells are the student's.
+
+    Returns the book's cells with the student's stub cells of the first exercise inserted
+    before that exercise's solution (marked ``metadata.student_stub``), and the length of
+    the student notebook's prefix that this runs (0 for a notebook without exercises).
+    """
+    blocks = solution_blocks(nb)
+    if not blocks:
+        return nb, 0
+    student = to_student(nb)
+    k = first_exercise_prefix(student)
+    stubs = [c for c in student.cells[:k] if c.metadata.get("student_stub")]
+    start = blocks[0][1]
+    prefix = [c.source for c in student.cells[:k] if not c.metadata.get("student_stub")]
+    if prefix != [c.source for c in nb.cells[:start]]:
+        raise RuntimeError("the student notebook's first cells differ from the book's")
+    plan = nbformat.from_dict(nb)
+    plan.cells = list(nb.cells[:start]) + stubs + list(nb.cells[start:])
+    return plan, k
+
+
+def stderr_warnings(nb: nbformat.NotebookNode) -> list[str]:
+    """Text of every stderr stream output that mentions a warning."""
+    return [out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", [])
+            if out.get("output_type") == "stream" and out.get("name") == "stderr"
+            and "warning" in out.get("text", "").lower()]
+
+
+def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dict]:
+    """Run one chapter as described in the module docstring; return it (stubs dropped) and a report."""
+    nb = nbformat.read(path, as_version=4)
+    plan, student_cells = execution_plan(nb)
+    client = NotebookClient(plan, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except Exception as err:  # the report says which cell failed; the build fails at the end
+        error = f"{type(err).__name__}: {str(err)[-3000:]}"
+    seconds = time.perf_counter() - t0
+    plan.cells = [c for c in plan.cells if not c.metadata.get("student_stub")]
+    return plan, {"seconds": round(seconds, 1), "error": error, "warnings": stderr_warnings(plan),
+                  "student_cells_run": student_cells}
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def progress_as_text(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Replace each widget output by its final state as text, and drop the widget state.
+
+    A ``tqdm.auto`` bar is a widget: live in Jupyter and Colab, but a static page would
+    show nothing (or its first, 0% frame). Here each bar becomes the line it ended on,
+    e.g. ``mnist x1: 100%|##########| 564/564 [00:33<00:00, 15.84it/s, loss=0.092]``.
+    Other widgets (the explorers) keep their text fallback; their cells hide the output.
+    """
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+
+    def value(model_id: str) -> str:
+        v = state.get(model_id.removeprefix("IPY_MODEL_"), {}).get("state", {}).get("value", "")
+        return html.unescape(str(v))
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if not view:
+                continue
+            model = state.get(view.get("model_id", ""), {}).get("state", {})
+            children = model.get("children", [])
+            text = out["data"].get("text/plain", "")
+            if len(children) == 3:               # tqdm: HTML label, progress bar, HTML counts
+                bar = state.get(children[1].removeprefix("IPY_MODEL_"), {}).get("state", {})
+                frac = float(bar.get("value", 0)) / float(bar.get("max", 1) or 1)
+                filled = min(10, int(10 * frac))
+                text = (f"{value(children[0])}|{'#' * filled}{' ' * (10 - filled)}|{value(children[2])}"
+                        .replace("\u2007", " "))
+            out["data"] = {"text/plain": text}
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
+    """Copy the book's sources into ``src`` with the executed notebooks and execution off."""
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    for name in SOURCES:
+        p = ROOT / name
+        if p.is_dir():
+            shutil.copytree(p, src / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        else:
+            shutil.copy2(p, src / name)
+    for path, nb in executed.items():
+        nbformat.write(progress_as_text(nbformat.from_dict(nb)), src / path.relative_to(ROOT))
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"   # executed above, once
+    (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def environment() -> dict[str, str]:
+    """Profile, versions and hardware of this build, for the report."""
+    import torch
+
+    return {"profile": os.environ.get("OOD_PROFILE", "fast"), "python": platform.python_version(),
+            "torch": torch.__version__, "machine": platform.machine(),
+            "cpus": str(os.cpu_count()), "cuda": str(torch.cuda.is_available())}
+
+
+def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Execute, stage and render the book; return the report (also written to ``_build/execution.json``)."""
+    out = BUILD
+    paths = toc_notebooks(ROOT)
+    if reverse:   # chapters last to first; the results page, which reads theirs, stays last
+        chapters = [p for p in paths if p.name[:2].isdigit()]
+        paths = chapters[::-1] + [p for p in paths if p not in chapters]
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"order": [p.name for p in paths], "notebooks": {}, "environment": environment()}
+    executed = {}
+    for path in paths:
+        nb, rep = execute(path)
+        report["notebooks"][path.name] = rep
+        executed[path] = nb
+        status = "FAILED" if rep["error"] else ("WARNINGS" if rep["warnings"] else "ok")
+        log(f"{rep['seconds']:7.1f} s  {path.name}  {status}")
+    report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
+    log(f"{report['total_seconds']:7.1f} s  total notebook execution")
+
+    student = out / "student"
+    if student.exists():
+        shutil.rmtree(student)
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if solution_blocks(nb):
+            target = student / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(to_student(nb), target)
+
+    failed = any(r["error"] or r["warnings"] for r in report["notebooks"].values())
+    report["sphinx"] = {"returncode": None, "seconds": 0.0, "output": ""}
+    if not failed:
+        stage(executed, out / "src")
+        t0 = time.perf_counter()
+        proc = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(out / "src"),
+                               "--path-output", str(ROOT), "-W", "-n", "--keep-going"],
+                              capture_output=True, text=True)
+        report["sphinx"] = {"returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+                            "output": (proc.stdout + proc.stderr)[-20000:]}
+        log(f"{report['sphinx']['seconds']:7.1f} s  site build (rc {proc.returncode})")
+        if proc.returncode:
+            log(report["sphinx"]["output"][-5000:])
+    (out / "execution.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reverse", action="store_true", help="execute the chapters in reverse order")
+    args = parser.parse_args()
+    report = build(reverse=args.reverse)
+    for name, rep in report["notebooks"].items():
+        if rep["error"]:
+            print(f"\n{name} failed:\n{rep['error']}")
+        for w in rep["warnings"]:
+            print(f"\n{name} printed a warning:\n{w}")
+    ok = report["sphinx"]["returncode"] == 0
+    print("site: _build/html/index.html" if ok else "the site was not built")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Generate the student versions of the chapters: every worked solution becomes a stub.
+
+    python tools/student_notebooks.py                  # writes _build/student/notebooks/*.ipynb
+    python tools/student_notebooks.py --out /tmp/class
+
+A chapter's exercises use sphinx-exercise's gated solutions::
+
+    ```{exercise} Title          <- markdown cell: kept
+    :label: ex-03-symmetric-kl
+    ```
+    ```{solution-start} ex-03-symmetric-kl
+    ```                          <- markdown cell: dropped, with every cell up to solution-end
+    (solution code cells)        <- each replaced by one stub cell: "# Exercise ...: your code" + ...
+    ```{solution-end}
+    ```
+    checks.check_...(answer)     <- code cell after the solution: kept, so students check themselves
+
+Outputs are cleared. The book's build executes each student notebook up to and including
+its first exercise's stub (tools/build_book.py), so a generated notebook always runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import toc_notebooks  # noqa: E402
+
+SOLUTION_START = re.compile(r"^\s*```\{solution-start\}\s+(\S+)")
+SOLUTION_END = re.compile(r"^\s*```\{solution-end\}")
+EXERCISE = re.compile(r"```\{exercise(?:-start)?\}[^\n]*\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)")
+
+
+def exercises(nb: nbformat.NotebookNode) -> list[str]:
+    """The exercise labels of a notebook, in order."""
+    return [m.group(1) for cell in nb.cells if cell.cell_type == "markdown"
+            for m in EXERCISE.finditer(cell.source)]
+
+
+def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, int, int]]:
+    """``(label, start, end)`` cell indices of each solution-start / solution-end pair.
+
+    Raises:
+        ValueError: an unclosed or nested solution, or one whose label names no exercise.
+    """
+    labels = set(exercises(nb))
+    blocks, open_at, label = [], None, ""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        if m := SOLUTION_START.match(cell.source):
+            if open_at is not None:
+                raise ValueError(f"cell {i}: solution-start inside the solution opened at cell {open_at}")
+            open_at, label = i, m.group(1)
+            if label not in labels:
+                raise ValueError(f"cell {i}: solution for unknown exercise {label!r} (known: {sorted(labels)})")
+        elif SOLUTION_END.match(cell.source):
+            if open_at is None:
+                raise ValueError(f"cell {i}: solution-end without solution-start")
+            blocks.append((label, open_at, i))
+            open_at = None
+    if open_at is not None:
+        raise ValueError(f"the solution opened at cell {open_at} is never closed")
+    return blocks
+
+
+def stub(label: str, part: int, parts: int) -> nbformat.NotebookNode:
+    """The code cell a student sees instead of one cell of the solution."""
+    which = f" (part {part} of {parts})" if parts > 1 else ""
+    cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n...")
+    cell.metadata["student_stub"] = label
+    return cell
+
+
+def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with each solution replaced by stubs and all outputs cleared."""
+    out = nbformat.from_dict(nb)
+    blocks = solution_blocks(nb)
+    starts = {start: (label, end) for label, start, end in blocks}
+    cells, i = [], 0
+    while i < len(nb.cells):
+        if i in starts:
+            label, end = starts[i]
+            code = [c for c in nb.cells[i + 1:end] if c.cell_type == "code"]
+            cells += [stub(label, k + 1, len(code)) for k in range(max(1, len(code)))]
+            i = end + 1
+            continue
+        cell = nbformat.from_dict(nb.cells[i])
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+        i += 1
+    out.cells = cells
+    return out
+
+
+def first_exercise_prefix(student: nbformat.NotebookNode) -> int:
+    """Number of leading cells of a student notebook up to and including its first exercise's stubs."""
+    stubs = [i for i, c in enumerate(student.cells) if c.metadata.get("student_stub")]
+    if not stubs:
+        raise ValueError("the notebook has no exercise with a solution")
+    first = student.cells[stubs[0]].metadata["student_stub"]
+    return max(i for i in stubs if student.cells[i].metadata["student_stub"] == first) + 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
+    args = parser.parse_args()
+    for path in toc_notebooks(ROOT):
+        nb = nbformat.read(path, as_version=4)
+        if not solution_blocks(nb):
+            continue
+        target = args.out / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(to_student(nb), target)
+        print(f"{target.relative_to(args.out)}: {len(exercises(nb))} exercises")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
