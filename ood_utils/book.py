@@ -3,7 +3,9 @@ of each chapter's key results for the book's results tables."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -37,6 +39,13 @@ def results_dir() -> Path:
     return env_path(RESULTS_ENV, user_cache() / "results")
 
 
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]],
            tables: dict[str, pandas.DataFrame] | None = None) -> Path:
     """Save a chapter's key numbers, with the original's value where there is one.
@@ -49,7 +58,7 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
 
     Returns:
         The JSON file written: ``<results_dir>/<profile>/<chapter>.json``, with the profile,
-        device, library versions and the time of the run.
+        seed, device and hardware, library versions and the time of the run.
     """
     if not results:
         raise ValueError("results is empty")
@@ -58,8 +67,13 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
     for name, item in results.items():
         value, original = item if isinstance(item, tuple) else (item, None)
         rows[name] = {"value": float(value), "original": original}
-    payload = {"chapter": chapter, "profile": profile, "device": str(get_device()),
-               "torch": torch.__version__, "python": platform.python_version(),
+    device = get_device()
+    payload = {"chapter": chapter, "profile": profile, "seed": torch.initial_seed(),
+               "device": str(device),
+               "hardware": torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+               "torch": torch.__version__, "torchvision": _version("torchvision"),
+               "numpy": _version("numpy"), "python": platform.python_version(),
                "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                "results": rows}
     if tables:

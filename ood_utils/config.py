@@ -30,10 +30,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 PROFILE_ENV = "OOD_PROFILE"
 DATA_ENV = "OOD_DATA_ROOT"
@@ -159,6 +161,29 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def cached(path: Path, load: Callable[[Path], T], train: Callable[[], T],
+           save: Callable[[T, Path], None], retrain: bool = False, progress: bool = True) -> T:
+    """Load ``path`` if usable, else train, save (atomically) and return the result.
+
+    ``load`` must raise on a checkpoint it cannot use (unreadable, truncated, saved by
+    another configuration or format version, or refused by ``torch.load(weights_only=True)``);
+    such a file is reported and replaced by a fresh training run. Training that is
+    interrupted (``KeyboardInterrupt``) or fails leaves no file behind: ``save`` runs only
+    once ``train`` has returned, and writes through a temporary file (:func:`atomic_write`).
+    """
+    if path.exists() and not retrain:
+        try:
+            result = load(path)
+            if progress:
+                print(f"loaded cached {path.name}")
+            return result
+        except Exception as err:  # corrupted, truncated, stale or unsafe: retrain
+            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
+    result = train()
+    save(result, path)
+    return result
+
+
 def config_key(config: object, version: int) -> str:
     """A short hash of a dataclass's fields plus a format ``version``: a checkpoint's cache key."""
     payload = json.dumps({"format": version, **dataclasses.asdict(config)}, sort_keys=True)
@@ -170,7 +195,10 @@ def get_device(name: str | None = None) -> torch.device:
     name = name or os.environ.get(DEVICE_ENV, "").strip() or None
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}: use 'cpu', 'cuda', 'cuda:1' or 'mps'") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was requested but CUDA is not available")
     return device

@@ -209,7 +209,8 @@ def predict_log_probs(model: nn.Module, images: torch.Tensor, batch_size: int = 
 
     Returns ``(N, M, C)`` log-probabilities for an :class:`Ensemble`, ``(M, C)`` for a single member.
     """
-    check_images(images)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    check_images(images, channels=first_conv.in_channels if first_conv is not None else None)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     outs = []
     with eval_mode(model):

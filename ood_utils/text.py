@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import scores
-from .config import (Profile, atomic_write, cache_dir, config_key, data_root, get_device,
+from .config import (Profile, atomic_write, cache_dir, cached, config_key, data_root, get_device,
                      get_profile)
 from .data import DataNotFoundError
 
@@ -383,26 +383,33 @@ def get_text_twins(config: TextConfig, root: str | Path | None = None,
     unreadable or belongs to another config is reported and retrained.
     """
     corpus = training_corpus(config, root)
-    path = cache_dir() / f"text-{config.book}-x{config.n_members}-{config.key()}.pt"
     device = get_device(str(device)) if device is not None else get_device()
-    if path.exists():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("config") != dataclasses.asdict(config) or payload.get("vocab") != corpus.tokenizer.chars:
-                raise ValueError("saved for another config or vocabulary")
-            twins = make_twins(config, len(corpus.tokenizer))
-            twins.load_state_dict(payload["state_dict"])
-            if progress:
-                print(f"loaded cached {path.name}")
-            return twins.to(device).eval(), corpus, TextHistory(**payload["history"])
-        except Exception as err:  # corrupted, truncated or stale: retrain
-            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
-    twins, history = train_twins(config, corpus, device, progress)
-    payload = {"format": TEXT_FORMAT_VERSION, "config": dataclasses.asdict(config),
-               "vocab": corpus.tokenizer.chars, "history": dataclasses.asdict(history),
-               "state_dict": {k: v.detach().cpu() for k, v in twins.state_dict().items()}}
-    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+    def load(path: Path) -> tuple[CharTwins, TextHistory]:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if (payload.get("format") != TEXT_FORMAT_VERSION or payload.get("config") != dataclasses.asdict(config)
+                or payload.get("vocab") != corpus.tokenizer.chars):
+            raise ValueError("saved for another config, format or vocabulary")
+        twins = make_twins(config, len(corpus.tokenizer))
+        twins.load_state_dict(payload["state_dict"])
+        return twins.to(device).eval(), TextHistory(**payload["history"])
+
+    def save(result: tuple[CharTwins, TextHistory], path: Path) -> None:
+        twins, history = result
+        payload = {"format": TEXT_FORMAT_VERSION, "config": dataclasses.asdict(config),
+                   "vocab": corpus.tokenizer.chars, "history": dataclasses.asdict(history),
+                   "state_dict": {k: v.detach().cpu() for k, v in twins.state_dict().items()}}
+        atomic_write(path, lambda fh: torch.save(payload, fh))
+
+    twins, history = cached(text_checkpoint_path(config), load,
+                            lambda: train_twins(config, corpus, device, progress), save,
+                            progress=progress)
     return twins, corpus, history
+
+
+def text_checkpoint_path(config: TextConfig) -> Path:
+    """Where the text twins of ``config`` are cached: ``<cache>/text-<book>-x<N>-<key>.pt``."""
+    return cache_dir() / f"text-{config.book}-x{config.n_members}-{config.key()}.pt"
 
 
 # --- Per-character scores -------------------------------------------------------------------

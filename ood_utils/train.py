@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import Profile, atomic_write, cache_dir, config_key, get_device, get_profile
+from .config import Profile, atomic_write, cache_dir, cached, config_key, get_device, get_profile
 from .models import Ensemble, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
@@ -222,18 +222,11 @@ def get_ensemble(config: TrainConfig, device: torch.device | str | None = None,
     A checkpoint that cannot be read or belongs to another config is reported and
     replaced by a fresh training run.
     """
-    path = checkpoint_path(config, root)
-    if path.exists() and not retrain:
-        try:
-            ens, hist = load_checkpoint(config, path, device)
-            if progress:
-                print(f"loaded cached {path.name}")
-            return ens, hist
-        except Exception as err:  # corrupted, truncated, or stale: retrain
-            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
-    ens, hist = train_ensemble(config, device, progress)
-    save_checkpoint(ens, hist, config, path)
-    return ens, hist
+    return cached(checkpoint_path(config, root),
+                  load=lambda path: load_checkpoint(config, path, device),
+                  train=lambda: train_ensemble(config, device, progress),
+                  save=lambda result, path: save_checkpoint(*result, config, path),
+                  retrain=retrain, progress=progress)
 
 
 def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | str | None = None,

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from ood_utils import book
 
@@ -20,6 +21,10 @@ def test_record_writes_one_json_per_chapter_and_profile(monkeypatch, tmp_path):
     assert data["results"]["accuracy"] == {"value": 0.97, "original": None}
     assert data["results"]["success"] == {"value": 1.0, "original": 1.0}
     assert data["results"]["auroc"]["original"] == "about 0.9"
+    torch.manual_seed(3)
+    data = json.loads(book.record("01_x", {"accuracy": 0.97}).read_text())
+    assert data["seed"] == 3 and "CPU" in data["hardware"] or "cuda" in data["device"]
+    assert data["torchvision"] != "not installed" and data["numpy"] != "not installed"
     with pytest.raises(ValueError, match="empty"):
         book.record("01_x", {})
 
