@@ -68,7 +68,13 @@ def book(request) -> dict:
         _BOOK.update(json.loads(report_file.read_text()))
         return _BOOK
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    log = terminal.write_line if terminal else print
+    def log(line: str) -> None:   # shown as each chapter finishes, also when CI logs to a file
+        if terminal:
+            terminal.write_line(line)
+            terminal.flush()
+        else:
+            print(line, flush=True)
+
     log("")
     log("building the book (every chapter, reverse order, then the site) ...")
     _BOOK.update(build_book.build(reverse=True, log=log))
