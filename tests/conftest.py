@@ -68,12 +68,16 @@ def book(request) -> dict:
         _BOOK.update(json.loads(report_file.read_text()))
         return _BOOK
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    def log(line: str) -> None:   # shown as each chapter finishes, also when CI logs to a file
-        if terminal:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def log(line: str) -> None:
+        """Shown as each chapter finishes (pytest would otherwise hold it until the end)."""
+        if terminal is None or capture is None:
+            print(line, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
             terminal.write_line(line)
             terminal.flush()
-        else:
-            print(line, flush=True)
 
     log("")
     log("building the book (every chapter, reverse order, then the site) ...")
