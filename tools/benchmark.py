@@ -1,0 +1,139 @@
+"""Measure the package's speed against plain PyTorch, as ratios, and write the table.
+
+    python tools/benchmark.py                  # writes book/benchmark.md (the performance appendix)
+    python tools/benchmark.py --quick          # fewer steps, for a smoke test
+
+Three comparisons, each in one run on the same machine and data:
+
+(a) twin training throughput (images per second, both twins updated): the package's loop
+    (tensor-resident data, both members in one step) against the PyTorch-examples loop
+    (a torchvision ``MNIST`` dataset with per-sample ``ToTensor`` + ``Normalize`` through a
+    ``DataLoader``, each of the two models with its own optimiser step);
+(b) ensemble training time per step for N = 1, 2, 4, 8 with the package's joint step,
+    against N sequential single-model trainings (N times the one-model step);
+(c) scoring throughput (images per second) of the twin detector against pytorch-ood's
+    ``MaxSoftmax`` on member 0 of the same twins.
+
+Not part of the test suite: timings depend on the machine. Data come from ``$OOD_DATA_ROOT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from ood_utils import config, data, train  # noqa: E402
+from ood_utils.detectors import TwinDetector  # noqa: E402
+from ood_utils.models import Ensemble, MnistCNN  # noqa: E402
+
+OUT = ROOT / "book" / "benchmark.md"
+BATCH = 64
+
+
+def package_throughput(n_batches: int) -> float:
+    """Images/s of the package's twin training loop over ``n_batches`` batches."""
+    cfg = train.TrainConfig(dataset="mnist", n_members=2, batch_size=BATCH)
+    imgs = data.load("mnist", "train", n=n_batches * BATCH, profile="full")
+    ens = train.make_ensemble(cfg).train()
+    opt = torch.optim.Adadelta(ens.parameters(), lr=cfg.lr)
+    t0 = time.perf_counter()
+    for x, y in data.batches(imgs.images, imgs.labels, BATCH, shuffle=True,
+                             generator=torch.Generator().manual_seed(0)):
+        train._step(ens, opt, x, y)
+    return n_batches * BATCH / (time.perf_counter() - t0)
+
+
+def examples_throughput(n_batches: int) -> float:
+    """Images/s of the PyTorch-examples loop (DataLoader, per-sample transforms) for two models."""
+    import torchvision
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    ds = torchvision.datasets.MNIST(str(config.data_root()), train=True, download=True, transform=tf)
+    ds = torch.utils.data.Subset(ds, range(n_batches * BATCH))
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True)
+    models = [MnistCNN(), MnistCNN()]
+    opts = [torch.optim.Adadelta(m.parameters(), lr=1.0) for m in models]
+    for m in models:
+        m.train()
+    t0 = time.perf_counter()
+    for x, y in loader:
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            loss = F.nll_loss(F.log_softmax(model(x), -1), y)
+            loss.backward()
+            opt.step()
+    return n_batches * BATCH / (time.perf_counter() - t0)
+
+
+def step_seconds(n_members: int, n_steps: int) -> float:
+    cfg = train.TrainConfig(dataset="mnist", n_members=n_members, batch_size=BATCH)
+    return train.time_steps(cfg, n_steps=n_steps, device="cpu" if not torch.cuda.is_available() else None)
+
+
+@torch.inference_mode()
+def scoring_throughput(n_images: int, batch: int = 1000) -> tuple[float, float]:
+    """Images/s of the twin detector and of pytorch-ood's MaxSoftmax on member 0."""
+    from pytorch_ood.detector import MaxSoftmax
+
+    torch.manual_seed(0)
+    twins = Ensemble([MnistCNN(), MnistCNN()]).eval()
+    x = data.load("mnist", "test", n=n_images, profile="full").images
+    twin, msp = TwinDetector(twins), MaxSoftmax(twins[0])
+    rates = []
+    for detector in (twin, msp):
+        detector(x[:batch])                                           # warm-up
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            detector(x[i:i + batch])
+        rates.append(len(x) / (time.perf_counter() - t0))
+    return rates[0], rates[1]
+
+
+def table(quick: bool = False) -> str:
+    n_batches, n_steps, n_images = (10, 5, 2000) if quick else (100, 30, 10000)
+    torch.set_num_threads(torch.get_num_threads())
+    ours, theirs = package_throughput(n_batches), examples_throughput(n_batches)
+    steps = {n: step_seconds(n, n_steps) for n in (1, 2, 4, 8)}
+    twin_rate, msp_rate = scoring_throughput(n_images)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lines = [
+        f"Measured by `python tools/benchmark.py` on {platform.processor() or platform.machine()} "
+        f"({torch.get_num_threads()} threads, {device}), torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}.",
+        "",
+        "| comparison | package | baseline | ratio |",
+        "|---|---|---|---|",
+        f"| (a) twin training, images/s ({n_batches} batches of {BATCH}) | {ours:,.0f} | "
+        f"{theirs:,.0f} (PyTorch-examples loop) | {ours / theirs:.2f}x |",
+    ]
+    for n, t in steps.items():
+        lines.append(f"| (b) N = {n}, seconds per step ({n_steps} steps) | {t:.4f} | "
+                     f"{n * steps[1]:.4f} ({n} sequential) | {n * steps[1] / t:.2f}x |")
+    lines.append(f"| (c) scoring, images/s ({n_images:,} images) | {twin_rate:,.0f} (twin detector) | "
+                 f"{msp_rate:,.0f} (pytorch-ood MaxSoftmax) | {twin_rate / msp_rate:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few steps: a smoke test")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    md = table(args.quick)
+    print(md)
+    args.out.write_text(md)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
