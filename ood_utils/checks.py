@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics, scores
+from . import attacks, metrics, scores, train
+from .models import Ensemble, MnistCNN, predict_log_probs
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,6 +53,20 @@ def _as_tensor(value: object, what: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         _fail(f"{what} should return a torch.Tensor, got {type(value).__name__}")
     return value
+
+
+def _scalar(value: object, what: str) -> float:
+    """``value`` as a float: a Python number, or a tensor / array holding one element."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()))
+    if isinstance(value, (np.ndarray, np.generic)) and np.size(value) == 1:
+        return float(np.asarray(value).reshape(()))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    shape = getattr(value, "shape", None)
+    _fail(f"{what} should be one number, got {type(value).__name__}"
+          + (f" of shape {tuple(shape)}" if shape is not None else ""))
+    return math.nan
 
 
 def _test_inputs(n: int, b: int = 64, c: int = 10, seed: int = 1234) -> torch.Tensor:
@@ -126,6 +141,11 @@ def _directed(lp: torch.Tensor, i: int, j: int) -> torch.Tensor:
     return scores.kl_directed(lp[i], lp[j])
 
 
+def _mean_entropy(lp: torch.Tensor) -> torch.Tensor:
+    """The members' mean entropy ``(N, B, C) -> (B,)``: the usual wrong answer to both checks below."""
+    return attacks.entropy(lp).mean(0)
+
+
 def check_symmetric_kl(fn: ScoreFn) -> bool:
     """Check ``fn: (2, B, C) -> (B,)`` = ``(KL(p1||p2) + KL(p2||p1)) / 2``."""
     return check_score_function(
@@ -150,25 +170,21 @@ def check_twin_score(fn: ScoreFn) -> bool:
 
 def check_mutual_information(fn: ScoreFn, n_members: int = 4) -> bool:
     """Check ``fn: (N, B, C) -> (B,)`` = entropy of the mean minus the mean entropy."""
-    def mean_entropy(lp: torch.Tensor) -> torch.Tensor:
-        return -(lp.exp() * lp).sum(-1).mean(0)
     return check_score_function(
         fn, scores.mutual_information, "the mutual information", n_members=n_members, symmetric=True,
         hints={"the entropy of the mean prediction (total uncertainty); subtract the members' "
                "mean entropy": scores.entropy_of_mean,
                "the members' mean entropy; the score is the entropy of the mean minus this":
-               mean_entropy})
+               _mean_entropy})
 
 
 def check_entropy_of_mean(fn: ScoreFn, n_members: int = 4) -> bool:
     """Check ``fn: (N, B, C) -> (B,)`` = entropy of the ensemble's mean prediction."""
-    def mean_of_entropies(lp: torch.Tensor) -> torch.Tensor:
-        return -(lp.exp() * lp).sum(-1).mean(0)
     return check_score_function(
         fn, scores.entropy_of_mean, "the entropy of the mean", n_members=n_members,
         symmetric=True, zero_when_equal=False,
         hints={"the mean of the members' entropies; average the probabilities first, then take "
-               "the entropy": mean_of_entropies})
+               "the entropy": _mean_entropy})
 
 
 def check_energy(fn: Callable[[torch.Tensor], torch.Tensor], temperature: float = 1.0) -> bool:
@@ -210,10 +226,7 @@ def check_threshold(threshold: float, scores_id: object, budget: float) -> bool:
         raise ValueError("scores_id is empty")
     if not 0.0 < budget < 1.0:
         raise ValueError(f"budget must be in (0, 1), got {budget}")
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        _fail(f"the threshold should be one number, got {type(threshold).__name__}")
+    t = _scalar(threshold, "the threshold")
     if not math.isfinite(t):
         _fail(f"the threshold should be finite, got {t}")
     rate = float((s > t).double().mean())
@@ -232,10 +245,7 @@ def check_threshold(threshold: float, scores_id: object, budget: float) -> bool:
 def check_auroc(value: float, scores_id: object, scores_ood: object) -> bool:
     """Check an AUROC computed by hand (OOD positive, higher score = more OOD) to 1e-6."""
     want = metrics.auroc(scores_id, scores_ood)
-    try:
-        got = float(value)
-    except (TypeError, ValueError):
-        _fail(f"the AUROC should be one number, got {type(value).__name__}")
+    got = _scalar(value, "the AUROC")
     if abs(got - want) < 1e-6:
         return _ok(f"AUROC = {want:.4f}")
     if abs(got - (1 - want)) < 1e-6:
@@ -256,11 +266,8 @@ def check_fpr_at_tpr(fn: Callable[[np.ndarray, np.ndarray], float]) -> bool:
              (np.round(rng.normal(0, 1, 400), 1), np.round(rng.normal(1, 1, 400), 1))]   # ties
     for k, (s_in, s_out) in enumerate(cases):
         want = metrics.fpr_at_tpr(s_in, s_out, 0.95)
-        got = _call(fn, s_in.copy(), s_out.copy(), what="your FPR@95TPR function")
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            _fail(f"the function should return one number, got {type(got).__name__}")
+        got = _scalar(_call(fn, s_in.copy(), s_out.copy(), what="your FPR@95TPR function"),
+                      "the value your function returns")
         if abs(got - want) > 1e-9:
             if abs(got - metrics.fpr_at_tpr(s_out, s_in, 0.95)) < 1e-9:
                 _fail("you swapped the roles: OOD inputs are the positives (the 95% to catch), "
@@ -287,15 +294,9 @@ def _image_batch(image: object, what: str = "image") -> torch.Tensor:
     return x.float()
 
 
-@torch.no_grad()
 def check_fooling_image(model: nn.Module, image: object, target: int, min_prob: float = 0.8) -> bool:
     """Check that ``model`` gives ``image`` class ``target`` with probability ``>= min_prob``."""
-    x = _image_batch(image)
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs = torch.softmax(model(x.to(device)), -1)[0].cpu()
-    model.train(was)
+    probs = predict_log_probs(model, _image_batch(image)).exp()[0]
     p = float(probs[target])
     if p >= min_prob:
         return _ok(f"the model is {p:.1%} sure this image is a {target}")
@@ -306,24 +307,18 @@ def check_fooling_image(model: nn.Module, image: object, target: int, min_prob: 
     return False
 
 
-@torch.no_grad()
 def check_twins_fooled(ensemble: nn.Module, image: object, target: int, ref: float,
                        k: float = 10.0, min_prob: float = 0.8) -> bool:
     """Check an attack on the twins: every member ``>= min_prob`` sure of ``target`` *and* unflagged.
 
     Args:
-        ensemble: an :class:`ood_utils.models.Ensemble` (``forward`` gives ``(N, B, C)`` logits).
+        ensemble: an :class:`ood_utils.models.Ensemble` (``forward`` gives ``(N, B, C)`` log-probabilities).
         image: one image ``(1, 28, 28)``.
         target: the class the attacker wants.
         ref: the in-distribution reference of the twin score (nats).
         k: the flag multiplier.
     """
-    x = _image_batch(image)
-    was = ensemble.training
-    ensemble.eval()
-    device = next(ensemble.parameters()).device
-    lp = torch.log_softmax(ensemble(x.to(device)), -1).cpu()       # (N, 1, C)
-    ensemble.train(was)
+    lp = predict_log_probs(ensemble, _image_batch(image))          # (N, 1, C)
     probs = lp.exp()[:, 0, target]
     score = float(scores.twin_score(lp)[0])
     weak = [i for i, p in enumerate(probs.tolist()) if p < min_prob]
@@ -503,21 +498,6 @@ def check_training_order(fn: Callable[..., nn.Module], batch_size: int = 8) -> b
 # --- Checks for the exercises of chapters 1-4 ---------------------------------------------
 
 
-def _scalar(value: object, what: str) -> float:
-    """``value`` as a float: a Python number, or a tensor / array holding one element."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach().reshape(()))
-    if isinstance(value, (np.ndarray, np.generic)) and np.size(value) == 1:
-        return float(np.asarray(value).reshape(()))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    shape = getattr(value, "shape", None)
-    _fail(f"{what} should be one number, got {type(value).__name__}"
-          + (f" of shape {tuple(shape)}" if shape is not None else ""))
-    return math.nan
-
-
-@torch.no_grad()
 def check_adversarial_digit(model: nn.Module, original: object, image: object, target: int,
                             eps: float, min_prob: float = 0.8) -> bool:
     """Check a targeted attack on a real digit under an L-infinity budget (chapter 1).
@@ -546,11 +526,7 @@ def check_adversarial_digit(model: nn.Module, original: object, image: object, t
         _fail(f"{int((change > eps + 1e-5).sum())} pixels change by more than eps = {eps:g} (up to "
               f"{float(change.max()):.3g}): after every step, project back into the budget with "
               "x = x0 + (x - x0).clamp(-eps, eps), then clamp to [0, 1]")
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs = torch.softmax(model(torch.cat([x0, x]).to(device)), -1).cpu()
-    model.train(was)
+    probs = predict_log_probs(model, torch.cat([x0, x])).exp()
     if int(probs[0].argmax()) == target:
         raise ValueError(f"the model already classifies the original digit as {target}: "
                          "choose another target class")
@@ -635,8 +611,6 @@ def check_twin_step(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor
     check runs two steps on fresh two-member ensembles without dropout, with plain SGD so that
     the size of the gradient shows in the update.
     """
-    from .models import Ensemble, MnistCNN
-
     def fresh() -> tuple[Ensemble, torch.optim.Optimizer]:
         ens = Ensemble.build(lambda: MnistCNN(dropout=False), 2, seed=3).train()
         return ens, torch.optim.SGD(ens.parameters(), lr=0.05)
@@ -651,13 +625,9 @@ def check_twin_step(fn: Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor
     mine, mine_opt = fresh()
     for t in range(2):
         before = [flat(ref, i) for i in range(2)]
-        log_probs = ref(xs[t])
-        member_losses = [float(torch.nn.functional.nll_loss(lp, ys[t])) for lp in log_probs.detach()]
-        loss = sum(torch.nn.functional.nll_loss(lp, ys[t]) for lp in log_probs)
-        ref_opt.zero_grad()
-        loss.backward()
-        ref_opt.step()
-        want = float(loss.detach())
+        loss, log_probs = train._step(ref, ref_opt, xs[t], ys[t])      # the package's own step
+        member_losses = [float(torch.nn.functional.nll_loss(lp, ys[t])) for lp in log_probs]
+        want = float(loss)
         got = _scalar(_call(fn, mine, mine_opt, xs[t].clone(), ys[t].clone(), what="your step"),
                       "the loss your step returns")
         for i in range(2):
