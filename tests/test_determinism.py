@@ -8,6 +8,7 @@ reference, flags, AUROC). The outputs are compared exactly (SHA-256 of the raw b
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ print(json.dumps({
 
 
 def run_once(cache: Path) -> dict:
-    env = {**__import__("os").environ, "OOD_CACHE_DIR": str(cache), "OOD_DEVICE": "cpu"}
+    env = {**os.environ, "OOD_CACHE_DIR": str(cache), "OOD_DEVICE": "cpu"}
     out = subprocess.run([sys.executable, "-c", PIPELINE], env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

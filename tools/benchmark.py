@@ -76,7 +76,7 @@ def examples_throughput(n_batches: int) -> float:
 
 def step_seconds(n_members: int, n_steps: int) -> float:
     cfg = train.TrainConfig(dataset="mnist", n_members=n_members, batch_size=BATCH)
-    return train.time_steps(cfg, n_steps=n_steps, device="cpu" if not torch.cuda.is_available() else None)
+    return train.time_steps(cfg, n_steps=n_steps)
 
 
 @torch.inference_mode()
@@ -100,7 +100,6 @@ def scoring_throughput(n_images: int, batch: int = 1000) -> tuple[float, float]:
 
 def table(quick: bool = False) -> str:
     n_batches, n_steps, n_images = (10, 5, 2000) if quick else (100, 30, 10000)
-    torch.set_num_threads(torch.get_num_threads())
     ours, theirs = package_throughput(n_batches), examples_throughput(n_batches)
     steps = {n: step_seconds(n, n_steps) for n in (1, 2, 4, 8)}
     twin_rate, msp_rate = scoring_throughput(n_images)

@@ -35,12 +35,12 @@ from pathlib import Path
 
 import nbformat
 import yaml
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from run_notebooks import toc_notebooks  # noqa: E402
-from student_notebooks import first_exercise_prefix, solution_blocks, to_student  # noqa: E402
+from run_notebooks import run, toc_notebooks  # noqa: E402
+from student_notebooks import (first_exercise_prefix, solution_blocks, to_student,  # noqa: E402
+                               write_student_notebooks)
 
 BUILD = ROOT / "_build"
 SOURCES = ["_toc.yml", "book", "notebooks"]
@@ -80,12 +80,10 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     """Run one chapter as described in the module docstring; return it (stubs dropped) and a report."""
     nb = nbformat.read(path, as_version=4)
     plan, student_cells = execution_plan(nb)
-    client = NotebookClient(plan, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
     error = None
     try:
-        client.execute()
+        run(plan, path.parent, timeout)
     except Exception as err:  # the report says which cell failed; the build fails at the end
         error = f"{type(err).__name__}: {str(err)[-3000:]}"
     seconds = time.perf_counter() - t0
@@ -180,12 +178,7 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
     student = out / "student"
     if student.exists():
         shutil.rmtree(student)
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        if solution_blocks(nb):
-            target = student / path.relative_to(ROOT)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(to_student(nb), target)
+    write_student_notebooks(paths, student)
 
     failed = any(r["error"] or r["warnings"] for r in report["notebooks"].values())
     report["sphinx"] = {"returncode": None, "seconds": 0.0, "output": ""}

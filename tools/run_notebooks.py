@@ -21,10 +21,10 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    """The ``.ipynb`` files listed in ``_toc.yml``, in reading order."""
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every page of ``_toc.yml`` (its root first), as source paths without suffix, in reading order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files: list[str] = []
+    files: list[str] = [toc["root"]]
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
@@ -36,18 +36,28 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
             for item in node:
                 walk(item)
 
-    walk(toc)
-    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return files
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The ``.ipynb`` files listed in ``_toc.yml``, in reading order."""
+    return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").exists()]
+
+
+def run(nb: nbformat.NotebookNode, folder: Path, timeout: int = 1200) -> float:
+    """Execute ``nb`` in place (outputs added) in a fresh kernel, in ``folder``; return the seconds."""
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    t0 = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - t0
 
 
 def execute(path: Path, timeout: int = 1200) -> tuple[nbformat.NotebookNode, float]:
     """Execute one notebook in its own folder; return it with outputs and the seconds it took."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    t0 = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - t0
+    return nb, run(nb, path.parent, timeout)
 
 
 def main() -> int:

@@ -109,17 +109,26 @@ def first_exercise_prefix(student: nbformat.NotebookNode) -> int:
     return max(i for i in stubs if student.cells[i].metadata["student_stub"] == first) + 1
 
 
+def write_student_notebooks(paths: list[Path], out: Path) -> list[Path]:
+    """Write the student version of each notebook with exercises under ``out``; return the files."""
+    written = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if not solution_blocks(nb):
+            continue
+        target = out / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(to_student(nb), target)
+        written.append(target)
+    return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
     args = parser.parse_args()
-    for path in toc_notebooks(ROOT):
-        nb = nbformat.read(path, as_version=4)
-        if not solution_blocks(nb):
-            continue
-        target = args.out / path.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(to_student(nb), target)
+    for target in write_student_notebooks(toc_notebooks(ROOT), args.out):
+        nb = nbformat.read(target, as_version=4)
         print(f"{target.relative_to(args.out)}: {len(exercises(nb))} exercises")
     return 0
 
