@@ -33,9 +33,19 @@ def other_dataset(id_name: str) -> str:
 def chapter1_fooling_images(profile: Profile | None = None, progress: bool = False) -> torch.Tensor:
     """The fooling images of chapter 1: its CNN (trained on MNIST, cached) attacked with its settings.
 
-    Returns ``(R, 1, 28, 28)``, R = ``profile.attack_restarts``.
+    Computed once per profile and process (the attack is deterministic; ``progress`` shows
+    its bars the first time). Returns ``(R, 1, 28, 28)``, R = ``profile.attack_restarts``.
     """
     prof = profile or get_profile()
+    if prof not in _FOOLING_IMAGES:
+        _FOOLING_IMAGES[prof] = _chapter1_attack(prof, progress)
+    return _FOOLING_IMAGES[prof].clone()
+
+
+_FOOLING_IMAGES: dict[Profile, torch.Tensor] = {}
+
+
+def _chapter1_attack(prof: Profile, progress: bool) -> torch.Tensor:
     cnn = train.get_ensemble(train.TrainConfig.from_profile(prof, dataset="mnist", n_members=1),
                              progress=progress)[0][0]
     return attacks.fooling_attack(cnn, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
@@ -78,12 +88,14 @@ def ood_sets(id_name: str, model: nn.Module, id_images: torch.Tensor, n_other: i
 
 def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensemble: Ensemble,
              id_images: torch.Tensor, sets: dict[str, torch.Tensor], member: int = 0,
-             progress: bool = True) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+             progress: bool = True, outputs: dict[str, Outputs] | None = None
+             ) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
     """Score every detector on the in-distribution images and every set; compute the metrics.
 
     One forward pass of the ensemble per set is shared by the detectors that only need
     logits, features or log-probabilities (see :func:`ood_utils.detectors.score`); the others
-    (ODIN, MC dropout) run on the images.
+    (ODIN, MC dropout) run on the images. Pass ``outputs`` (:func:`forward_outputs` of the
+    ensemble on ``{"ID": id_images, **sets}``) to reuse a forward pass made before.
 
     Returns:
         ``(table, scores)``: ``table`` has one row per (method, set) with AUROC, AUPR-IN,
@@ -91,7 +103,10 @@ def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensem
         scores ``(M,)``, with the in-distribution ones under ``"ID"``.
     """
     images = {"ID": id_images, **sets}
-    outputs: dict[str, Outputs] = {k: forward_outputs(ensemble, v) for k, v in images.items()}
+    if outputs is None:
+        outputs = {k: forward_outputs(ensemble, v) for k, v in images.items()}
+    elif outputs.keys() != images.keys():
+        raise ValueError(f"outputs cover {sorted(outputs)}, expected {sorted(images)}")
     all_scores: dict[str, dict[str, torch.Tensor]] = {}
     rows = []
     for method, det in tqdm(detectors.items(), desc="detectors", disable=not progress):

@@ -76,7 +76,7 @@ class Profile:
     attack_restarts: int = 100
     attack_steps: int = 300
     n_noise: int = 1000
-    sweep_n_train: int | None = 6_000
+    sweep_n_train: int | None = 4_000
     sweep_epochs: int = 2
     mc_samples: int = 5
     cosine_n: int | None = 500

@@ -1,16 +1,19 @@
-"""Train all members of an ensemble together, and cache the result keyed by its config.
+"""Train all members of an ensemble together, and cache each member keyed by its config.
 
 Every member sees the same mini-batches in the same order; the loss is the sum
 of the members' negative log-likelihoods, minimised by one Adadelta optimiser
 (lr 1.0, StepLR gamma 0.7 per epoch, as in PyTorch's MNIST example). Since the
 members share no parameters, the summed loss gives each member exactly the
-gradient it would get alone; only the random init (and dropout masks) differ.
+gradient it would get alone; only the random init and the dropout masks differ.
+Each member draws its masks from its own random stream, so it trains bit for bit
+as it would alone, and the cache stores members, not ensembles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +22,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import Profile, atomic_write, cache_dir, cached, config_key, get_device, get_profile
-from .models import Ensemble, build_model, predict_log_probs
+from .config import Profile, atomic_write, cache_dir, config_key, get_device, get_profile
+from .models import Ensemble, RandomStreams, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -103,33 +106,72 @@ class History:
     """Per-epoch record of a training run.
 
     Attributes:
-        loss: mean summed-NLL per epoch.
+        loss: ``[epoch][member]`` mean NLL on the training batches (dropout on).
         train_accuracy: ``[epoch][member]`` accuracy on the training batches (dropout on).
-        seconds: wall-clock training time per epoch.
+        seconds: wall-clock training time per epoch, shared equally among the members that
+            trained together (an ensemble assembled from the cache adds its members' shares).
         device: where it trained.
     """
 
-    loss: list[float] = field(default_factory=list)
+    loss: list[list[float]] = field(default_factory=list)
     train_accuracy: list[list[float]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     device: str = "cpu"
 
+    def member(self, i: int) -> "History":
+        """Member ``i``'s own record (its time share per epoch)."""
+        n = len(self.loss[0]) if self.loss else 1
+        return History([[e[i]] for e in self.loss], [[e[i]] for e in self.train_accuracy],
+                       [t / n for t in self.seconds], self.device)
 
-def make_ensemble(config: TrainConfig) -> Ensemble:
-    """A freshly initialised ensemble for ``config`` (member ``i`` from seed ``config.seed + i``)."""
+    @classmethod
+    def join(cls, members: "list[History]") -> "History":
+        """The record of an ensemble from its members' records (the inverse of :meth:`member`)."""
+        return cls([sum(e, []) for e in zip(*(h.loss for h in members))],
+                   [sum(e, []) for e in zip(*(h.train_accuracy for h in members))],
+                   [sum(e) for e in zip(*(h.seconds for h in members))], members[0].device)
+
+
+#: Dropout stream seeds are offset from init seeds, so that a member's masks are not drawn
+#: from the same random sequence as its initial weights.
+DROPOUT_SEED_OFFSET = 10_000
+
+
+def member_seeds(config: TrainConfig, i: int) -> tuple[int, int]:
+    """``(init seed, dropout seed)`` of member ``i``: with the config, all that makes it unique.
+
+    Member ``i`` is initialised from ``seed + i`` (``seed`` with ``identical_init``) and draws
+    its dropout masks from stream ``DROPOUT_SEED_OFFSET + seed + i`` (``+ seed`` for every
+    member with ``sync_dropout``).
+    """
+    if not 0 <= i < config.n_members:
+        raise ValueError(f"member index {i} out of range for {config.n_members} members")
+    init = config.seed if config.identical_init else config.seed + i
+    drop = DROPOUT_SEED_OFFSET + (config.seed if config.sync_dropout else config.seed + i)
+    return init, drop
+
+
+def make_ensemble(config: TrainConfig, members: Sequence[int] | None = None) -> Ensemble:
+    """A freshly initialised ensemble for ``config`` (member ``i`` from its init seed).
+
+    ``members`` picks which members to build (default: all ``config.n_members``).
+    """
     mean, std = data.NORMALIZATION[config.dataset]
     n_classes = len(data.DATASETS[config.dataset][1])
-    return Ensemble.build(lambda: build_model(config.arch, mean, std, n_classes),
-                          config.n_members, config.seed, identical=config.identical_init)
+    nets = []
+    for i in range(config.n_members) if members is None else members:
+        torch.manual_seed(member_seeds(config, i)[0])
+        nets.append(build_model(config.arch, mean, std, n_classes))
+    return Ensemble(nets)
 
 
 def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-          sync_dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+          streams: RandomStreams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One joint step on a batch: the members' NLLs summed, one optimiser step.
 
     Returns the detached summed loss and the log-probabilities ``(N, B, C)``.
     """
-    log_probs = ens(x, sync_rng=sync_dropout)                    # (N, B, C)
+    log_probs = ens(x, streams)                                  # (N, B, C)
     loss = sum(F.nll_loss(lp, y) for lp in log_probs)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -137,43 +179,52 @@ def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.T
     return loss.detach(), log_probs.detach()
 
 
-def train_ensemble(config: TrainConfig, device: torch.device | str | None = None,
-                   progress: bool = True) -> tuple[Ensemble, History]:
-    """Train ``config.n_members`` members together on the same batches.
+def _streams(config: TrainConfig, members: Sequence[int], device: torch.device) -> RandomStreams:
+    return RandomStreams([member_seeds(config, i)[1] for i in members], device)
 
+
+def train_ensemble(config: TrainConfig, device: torch.device | str | None = None,
+                   progress: bool = True, members: Sequence[int] | None = None
+                   ) -> tuple[Ensemble, History]:
+    """Train members of ``config`` together on the same batches (default: all of them).
+
+    ``members`` picks the member indices to train; each trains exactly as it would alone
+    or in the full ensemble (same init, batches and dropout stream: bit-identical weights).
     Returns the trained ensemble (in eval mode, on ``device``) and its :class:`History`.
     """
     device = get_device(str(device)) if device is not None else get_device()
+    members = list(range(config.n_members)) if members is None else list(members)
     # n=None with the full profile means "all training images".
     train = data.load(config.dataset, "train", n=config.n_train, profile="full")
-    ens = make_ensemble(config).to(device)
+    ens = make_ensemble(config, members).to(device)
+    streams = _streams(config, members, device)
     opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
     order_gen = torch.Generator().manual_seed(config.seed)
     hist = History(device=str(device))
     n_batches = -(-len(train) // config.batch_size)
     bar = tqdm(total=config.epochs * n_batches, disable=not progress, mininterval=1.0,
-               desc=f"{config.dataset} x{config.n_members}")
+               desc=f"{config.dataset} x{len(members)}")
     ens.train()
     try:
         for _ in range(config.epochs):
             t0 = time.perf_counter()
-            total_loss, correct, seen = 0.0, torch.zeros(config.n_members), 0
+            nll, correct, seen = torch.zeros(len(members)), torch.zeros(len(members)), 0
             for x, y in data.batches(train.images, train.labels, config.batch_size,
                                      shuffle=True, generator=order_gen):
                 if config.augment:
                     x = data.random_shift(x, max_shift=2, generator=order_gen)
                 x, y = x.to(device), y.to(device)
-                loss, log_probs = _step(ens, opt, x, y, config.sync_dropout)
-                total_loss += float(loss) * x.shape[0]
+                _, log_probs = _step(ens, opt, x, y, streams)
+                nll -= log_probs.gather(-1, y.expand(len(members), -1)[..., None]).sum((1, 2)).cpu()
                 correct += (log_probs.argmax(-1) == y).sum(1).cpu()
                 seen += x.shape[0]
                 bar.update()
             sched.step()
-            hist.loss.append(total_loss / seen)
+            hist.loss.append((nll / seen).tolist())
             hist.train_accuracy.append((correct / seen).tolist())
             hist.seconds.append(time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{hist.loss[-1]:.3f}")
+            bar.set_postfix(loss=f"{sum(hist.loss[-1]):.3f}")
     finally:
         bar.close()
     return ens.eval(), hist
@@ -188,45 +239,102 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return (lp.argmax(-1) == labels).double().mean(1).tolist()
 
 
-def checkpoint_path(config: TrainConfig, root: Path | str | None = None) -> Path:
-    """Where the ensemble of ``config`` is cached: ``<cache>/<dataset>-<arch>-x<N>-<key>.pt``."""
+def member_path(config: TrainConfig, i: int, root: Path | str | None = None) -> Path:
+    """Where member ``i`` of ``config`` is cached: ``<cache>/<dataset>-<arch>-<key>-i<init>-d<drop>.pt``.
+
+    The key hashes the training settings without the member count and seed rules, and the
+    name carries the member's two seeds (:func:`member_seeds`). So every ensemble that
+    contains the same member shares its file: the single CNN of chapter 1 is twin 1 of
+    chapter 2, and identical-init twins with synchronised dropout are one file read twice.
+    """
+    init, drop = member_seeds(config, i)
+    shared = dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
     root = Path(root) if root is not None else cache_dir()
-    return root / f"{config.dataset}-{config.arch}-x{config.n_members}-{config.key()}.pt"
+    return root / f"{config.dataset}-{config.arch}-{shared.key()}-i{init}-d{drop}.pt"
 
 
-def save_checkpoint(ens: Ensemble, hist: History, config: TrainConfig, path: Path) -> None:
-    """Write atomically: to a temporary file in the same folder, then rename over ``path``."""
-    payload = {"format": FORMAT_VERSION, "config": dataclasses.asdict(config),
-               "history": dataclasses.asdict(hist),
-               "state_dict": {k: v.detach().cpu() for k, v in ens.state_dict().items()}}
+def checkpoint_paths(config: TrainConfig, root: Path | str | None = None) -> list[Path]:
+    """The cache files of members ``0 .. n_members - 1`` (a file can appear more than once)."""
+    return [member_path(config, i, root) for i in range(config.n_members)]
+
+
+def _member_payload(config: TrainConfig, i: int) -> dict:
+    init, drop = member_seeds(config, i)
+    shared = dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
+    return {"format": FORMAT_VERSION, "config": dataclasses.asdict(shared),
+            "init_seed": init, "dropout_seed": drop}
+
+
+def save_member(model: torch.nn.Module, hist: History, config: TrainConfig, i: int,
+                path: Path) -> None:
+    """Write member ``i`` atomically: to a temporary file in the same folder, then rename."""
+    payload = {**_member_payload(config, i), "history": dataclasses.asdict(hist),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
-def load_checkpoint(config: TrainConfig, path: Path,
-                    device: torch.device | str | None = None) -> tuple[Ensemble, History]:
-    """Load with ``weights_only=True``; raise ``ValueError`` if it was saved for another config."""
+def load_member(config: TrainConfig, i: int, path: Path) -> tuple[dict, History]:
+    """Member ``i``'s state dict and history, loaded with ``weights_only=True``.
+
+    Raises ``ValueError`` if the file was saved for another member, config or format.
+    """
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT_VERSION or payload.get("config") != dataclasses.asdict(config):
+    if {k: payload.get(k) for k in _member_payload(config, i)} != _member_payload(config, i):
         raise ValueError(f"checkpoint {path} was saved for another config or format")
+    return payload["state_dict"], History(**payload["history"])
+
+
+def load_ensemble(config: TrainConfig, root: Path | str | None = None,
+                  device: torch.device | str | None = None) -> tuple[Ensemble, History]:
+    """The cached ensemble of ``config``; raises if a member is missing or unusable."""
+    loaded = {p: load_member(config, i, p) for i, p in enumerate(checkpoint_paths(config, root))}
+    return _assemble(config, [loaded[p] for p in checkpoint_paths(config, root)], device)
+
+
+def _assemble(config: TrainConfig, members: list[tuple[dict, History]],
+              device: torch.device | str | None) -> tuple[Ensemble, History]:
     ens = make_ensemble(config)
-    ens.load_state_dict(payload["state_dict"])
+    for net, (state, _) in zip(ens.members, members):
+        net.load_state_dict(state)
     device = get_device(str(device)) if device is not None else get_device()
-    return ens.to(device).eval(), History(**payload["history"])
+    return ens.to(device).eval(), History.join([h for _, h in members])
 
 
 def get_ensemble(config: TrainConfig, device: torch.device | str | None = None,
                  root: Path | str | None = None, retrain: bool = False,
                  progress: bool = True) -> tuple[Ensemble, History]:
-    """The trained ensemble for ``config``: from the cache if present, else trained and cached.
+    """The trained ensemble for ``config``: cached members are loaded, the others trained.
 
-    A checkpoint that cannot be read or belongs to another config is reported and
-    replaced by a fresh training run.
+    Each member is cached on its own (:func:`member_path`), so ensembles share members:
+    asking for 8 members after 2 trains only members 3-8, together, on the same batches.
+    A checkpoint that cannot be read or belongs to another config is reported and its
+    member retrained; training that is interrupted leaves no file behind.
     """
-    return cached(checkpoint_path(config, root),
-                  load=lambda path: load_checkpoint(config, path, device),
-                  train=lambda: train_ensemble(config, device, progress),
-                  save=lambda result, path: save_checkpoint(*result, config, path),
-                  retrain=retrain, progress=progress)
+    paths = checkpoint_paths(config, root)
+    found: dict[Path, tuple[dict, History]] = {}
+    for i, path in enumerate(paths):
+        if path in found or retrain or not path.exists():
+            continue
+        try:
+            found[path] = load_member(config, i, path)
+        except Exception as err:  # corrupted, truncated, stale or unsafe: retrain
+            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
+    missing: list[int] = []  # one member per file to train
+    for i, path in enumerate(paths):
+        if path not in found and all(paths[j] != path for j in missing):
+            missing.append(i)
+    if missing:
+        ens, hist = train_ensemble(config, device, progress, members=missing)
+        for j, i in enumerate(missing):  # saved only once every member has trained
+            found[paths[i]] = ({k: v.detach().cpu() for k, v in ens[j].state_dict().items()},
+                               hist.member(j))
+        for j, i in enumerate(missing):
+            save_member(ens[j], found[paths[i]][1], config, i, paths[i])
+    if progress and len(missing) < len(paths):
+        cached_ids = [i + 1 for i, p in enumerate(paths) if p in found and i not in missing]
+        print(f"loaded cached {config.dataset} {config.arch} member{'s' * (len(cached_ids) > 1)} "
+              f"{', '.join(map(str, cached_ids))} of {config.n_members}")
+    return _assemble(config, [found[p] for p in paths], device)
 
 
 def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | str | None = None,
@@ -241,13 +349,14 @@ def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | st
     device = get_device(str(device)) if device is not None else get_device()
     train = data.load(config.dataset, "train", n=(n_steps + warmup) * config.batch_size, profile="full")
     ens = make_ensemble(config).to(device).train()
+    streams = _streams(config, range(config.n_members), device)
     opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr)
     elapsed = 0.0
     for i, (x, y) in enumerate(data.batches(train.images, train.labels, config.batch_size)):
         if i == warmup and device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        _step(ens, opt, x.to(device), y.to(device), config.sync_dropout)
+        _step(ens, opt, x.to(device), y.to(device), streams)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmup:

@@ -41,6 +41,18 @@ def test_notebook_executes(book, name):
 
 
 @pytest.mark.notebooks
+def test_book_executes_within_its_time_budget(book):
+    """Issue 7: the fast profile runs in 15 minutes on 2 cores; fail above 1.5 times that."""
+    from build_book import BUDGET_SECONDS
+
+    times = ", ".join(f"{n}: {r['seconds']:.0f} s" for n, r in book["notebooks"].items())
+    assert book["environment"]["profile"] == "fast"
+    assert book["total_seconds"] <= 1.5 * BUDGET_SECONDS, (
+        f"executing the book took {book['total_seconds']:.0f} s, over 1.5 x the {BUDGET_SECONDS} s "
+        f"budget ({times})")
+
+
+@pytest.mark.notebooks
 def test_chapters_ran_in_reverse_order(book):
     """Last chapter first: none may depend on an earlier one; the results page collects them last."""
     assert book["order"] == [p.name for p in CHAPTERS][::-1] + ["results.ipynb"]

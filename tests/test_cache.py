@@ -34,7 +34,7 @@ class Exploit:
 @pytest.fixture
 def cfg_and_path(tmp_path):
     cfg = TrainConfig(**TINY)
-    return cfg, train.checkpoint_path(cfg, tmp_path)
+    return cfg, train.member_path(cfg, 0, tmp_path)
 
 
 def good_checkpoint(cfg: TrainConfig, path: Path) -> dict:
@@ -81,9 +81,10 @@ def test_unusable_checkpoint_is_reported_and_retrained(cfg_and_path, damage, cap
     assert f"cached checkpoint {path.name} is unusable" in out and "retraining" in out
     assert _equal_weights(ens, reference)                      # retrained, same seed: same weights
     assert not MARKER.exists(), "torch.load ran code from the checkpoint"
-    again, _ = train.load_checkpoint(cfg, path)                # and the file was replaced
+    again, _ = train.load_ensemble(cfg, path.parent)            # and the file was replaced
     assert _equal_weights(again, reference)
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        p.name for p in train.checkpoint_paths(cfg, path.parent))
 
 
 @needs_data

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -46,26 +48,67 @@ def test_training_learns_and_is_reproducible():
 def test_cache_round_trip_and_config_miss(tmp_path, capsys):
     cfg = TrainConfig(**TINY)
     first, _ = train.get_ensemble(cfg, device="cpu", root=tmp_path, progress=False)
-    path = train.checkpoint_path(cfg, tmp_path)
-    assert path.exists() and [p.name for p in tmp_path.iterdir()] == [path.name]   # no temp files left
+    paths = train.checkpoint_paths(cfg, tmp_path)
+    assert len(set(paths)) == 2 and all(p.exists() for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files
     again, _ = train.get_ensemble(cfg, device="cpu", root=tmp_path, progress=True)
-    assert "loaded cached" in capsys.readouterr().out
+    assert "loaded cached mnist cnn members 1, 2 of 2" in capsys.readouterr().out
     assert _equal_weights(first, again)
     other = TrainConfig(**{**TINY, "seed": 5})
-    assert train.checkpoint_path(other, tmp_path) != path
+    assert not set(train.checkpoint_paths(other, tmp_path)) & set(paths)
     with pytest.raises(ValueError, match="another config"):
-        train.load_checkpoint(other, path)
+        train.load_member(other, 0, paths[0])
+    with pytest.raises(ValueError, match="another config"):
+        train.load_member(cfg, 1, paths[0])        # member 1's seeds, member 0's file
 
 
 @needs_data
 def test_corrupted_checkpoint_is_reported_and_retrained(tmp_path, capsys):
     cfg = TrainConfig(**TINY)
-    path = train.checkpoint_path(cfg, tmp_path)
+    path = train.member_path(cfg, 0, tmp_path)
     path.write_bytes(b"not a checkpoint")
     ens, _ = train.get_ensemble(cfg, device="cpu", root=tmp_path, progress=False)
     assert "unusable" in capsys.readouterr().out
-    reloaded, _ = train.load_checkpoint(cfg, path)
+    reloaded, _ = train.load_ensemble(cfg, tmp_path)
     assert _equal_weights(ens, reloaded)
+
+
+@needs_data
+def test_a_member_trains_bit_for_bit_as_it_would_alone():
+    """Own dropout stream per member: joint training = separate training, to the last bit."""
+    cfg = TrainConfig(**{**TINY, "n_train": 512})
+    pair, hist = train.train_ensemble(cfg, device="cpu", progress=False)
+    alone, _ = train.train_ensemble(dataclasses.replace(cfg, n_members=1), device="cpu", progress=False)
+    second, _ = train.train_ensemble(cfg, device="cpu", progress=False, members=[1])
+    assert _equal_weights(pair[0], alone[0]) and _equal_weights(pair[1], second[0])
+    assert not torch.equal(pair[0].fc2.weight, pair[1].fc2.weight)
+    assert hist.member(1).loss == [[hist.loss[0][1]]]
+    # dropout with streams leaves the global generator where it was
+    state = torch.get_rng_state()
+    pair.train()(torch.rand(2, 1, 28, 28), train._streams(cfg, [0, 1], torch.device("cpu")))
+    state_after_input = torch.get_rng_state()
+    assert not torch.equal(state, state_after_input)  # torch.rand above drew from it, dropout did not:
+    torch.set_rng_state(state)
+    torch.rand(2, 1, 28, 28)
+    assert torch.equal(torch.get_rng_state(), state_after_input)
+
+
+@needs_data
+def test_ensembles_share_cached_members(tmp_path, capsys):
+    single = TrainConfig(**{**TINY, "n_members": 1})
+    one, _ = train.get_ensemble(single, device="cpu", root=tmp_path, progress=False)
+    four = dataclasses.replace(single, n_members=4)
+    ens, hist = train.get_ensemble(four, device="cpu", root=tmp_path, progress=True)
+    out = "".join(capsys.readouterr())                 # progress bar on stderr, message on stdout
+    assert "mnist x3" in out and "loaded cached mnist cnn member 1 of 4" in out  # trained 3
+    assert _equal_weights(ens[0], one[0]) and len(list(tmp_path.iterdir())) == 4
+    assert len(hist.train_accuracy[0]) == 4 and len(hist.loss[0]) == 4
+    # identical init + synchronised dropout: every member is member 1 of the single model
+    same = dataclasses.replace(four, identical_init=True, sync_dropout=True)
+    assert set(train.checkpoint_paths(same, tmp_path)) == {train.member_path(single, 0, tmp_path)}
+    twins, _ = train.get_ensemble(same, device="cpu", root=tmp_path, progress=False)
+    assert all(_equal_weights(twins[i], one[0]) for i in range(4))
+    assert len(list(tmp_path.iterdir())) == 4
 
 
 @needs_data
@@ -85,7 +128,7 @@ def test_from_profile_uses_profile_settings():
 
 def test_sweep_budget():
     cfg = TrainConfig.from_profile("fast", budget="sweep", arch="resnet18")
-    assert cfg.n_train == 6_000 and cfg.epochs == 2 and cfg.arch == "resnet18"
+    assert cfg.n_train == 4_000 and cfg.epochs == 2 and cfg.arch == "resnet18"
     assert TrainConfig.from_profile("full", budget="sweep").n_train is None
     with pytest.raises(ValueError, match="budget"):
         TrainConfig.from_profile("fast", budget="huge")

@@ -12,7 +12,9 @@ Three comparisons, each in one run on the same machine and data:
 (b) ensemble training time per step for N = 1, 2, 4, 8 with the package's joint step,
     against N sequential single-model trainings (N times the one-model step);
 (c) scoring throughput (images per second) of the twin detector against pytorch-ood's
-    ``MaxSoftmax`` on member 0 of the same twins.
+    ``MaxSoftmax`` on member 0 of the same twins;
+(d) the CNN's memory layout: the package's channels-last weights against PyTorch's default
+    (contiguous) layout, for scoring (images per second) and for one model's training step.
 
 Not part of the test suite: timings depend on the machine. Data come from ``$OOD_DATA_ROOT``.
 """
@@ -98,11 +100,39 @@ def scoring_throughput(n_images: int, batch: int = 1000) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
+def layout_rates(n_images: int, n_steps: int, batch: int = 1000) -> dict[str, tuple[float, float]]:
+    """(d) ``{"scoring": (channels-last, contiguous) images/s, "training": ... s per step}``."""
+    x = data.load("mnist", "test", n=n_images, profile="full").images
+    tr = data.load("mnist", "train", n=(n_steps + 3) * BATCH, profile="full")
+    out: dict[str, list[float]] = {"scoring": [], "training": []}
+    for layout in (torch.channels_last, torch.contiguous_format):
+        torch.manual_seed(0)
+        model = MnistCNN().to(memory_format=layout)
+        with torch.inference_mode():
+            model.eval()(x[:batch])                                    # warm-up
+            t0 = time.perf_counter()
+            for i in range(0, len(x), batch):
+                model(x[i:i + batch])
+            out["scoring"].append(len(x) / (time.perf_counter() - t0))
+        model.train()
+        opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+        elapsed = 0.0
+        for i, (xb, yb) in enumerate(data.batches(tr.images, tr.labels, BATCH)):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            F.nll_loss(F.log_softmax(model(xb), -1), yb).backward()
+            opt.step()
+            elapsed += (time.perf_counter() - t0) if i >= 3 else 0.0   # 3 warm-up steps
+        out["training"].append(elapsed / n_steps)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def table(quick: bool = False) -> str:
     n_batches, n_steps, n_images = (10, 5, 2000) if quick else (100, 30, 10000)
     ours, theirs = package_throughput(n_batches), examples_throughput(n_batches)
     steps = {n: step_seconds(n, n_steps) for n in (1, 2, 4, 8)}
     twin_rate, msp_rate = scoring_throughput(n_images)
+    layout = layout_rates(n_images, n_steps)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lines = [
         f"Measured by `python tools/benchmark.py` on {platform.processor() or platform.machine()} "
@@ -119,6 +149,12 @@ def table(quick: bool = False) -> str:
                      f"{n * steps[1]:.4f} ({n} sequential) | {n * steps[1] / t:.2f}x |")
     lines.append(f"| (c) scoring, images/s ({n_images:,} images) | {twin_rate:,.0f} (twin detector) | "
                  f"{msp_rate:,.0f} (pytorch-ood MaxSoftmax) | {twin_rate / msp_rate:.2f}x |")
+    cl, plain = layout["scoring"]
+    lines.append(f"| (d) one CNN, scoring, images/s ({n_images:,} images) | {cl:,.0f} (channels-last) | "
+                 f"{plain:,.0f} (default layout) | {cl / plain:.2f}x |")
+    cl, plain = layout["training"]
+    lines.append(f"| (d) one CNN, seconds per training step ({n_steps} steps) | {cl:.4f} (channels-last) | "
+                 f"{plain:.4f} (default layout) | {plain / cl:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

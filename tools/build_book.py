@@ -156,6 +156,11 @@ def environment() -> dict[str, str]:
             "cpus": str(os.cpu_count()), "cuda": str(torch.cuda.is_available())}
 
 
+#: The fast profile's time budget for executing every notebook on the 2-core CI machine (issue 7);
+#: the book test fails above 1.5 times this, a margin for slower or busier machines.
+BUDGET_SECONDS = 15 * 60
+
+
 def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
     """Execute, stage and render the book; return the report (also written to ``_build/execution.json``)."""
     out = BUILD
@@ -173,7 +178,8 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         status = "FAILED" if rep["error"] else ("WARNINGS" if rep["warnings"] else "ok")
         log(f"{rep['seconds']:7.1f} s  {path.name}  {status}")
     report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
-    log(f"{report['total_seconds']:7.1f} s  total notebook execution")
+    log(f"{report['total_seconds']:7.1f} s  total notebook execution "
+        f"(budget {BUDGET_SECONDS} s for the fast profile on 2 CPU cores)")
 
     student = out / "student"
     if student.exists():
