@@ -80,12 +80,12 @@ class Profile:
     sweep_epochs: int = 2
     mc_samples: int = 5
     cosine_n: int | None = 500
-    cosine_samples: int = 4
+    cosine_samples: int = 3
     text_context: int = 64
     text_d_model: int = 96
     text_layers: int = 2
     text_heads: int = 4
-    text_steps: int = 1500
+    text_steps: int = 1200
     text_batch: int = 16
     text_chars: int = 20_000
 
@@ -96,7 +96,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # A chapter in a few minutes on 2 CPU cores.
-    "fast": Profile(name="fast", n_train=12_000, n_test=2_000, epochs=3, attack_steps=300),
+    "fast": Profile(name="fast", n_train=10_000, n_test=2_000, epochs=3, attack_steps=300),
     # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
     "full": Profile(name="full", n_train=None, n_test=None, epochs=14, attack_steps=1000,
                     n_noise=10_000, sweep_n_train=None, sweep_epochs=14, mc_samples=30,

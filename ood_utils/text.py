@@ -275,7 +275,7 @@ class TextConfig:
     n_layers: int = 2
     n_heads: int = 4
     dropout: float = 0.1
-    steps: int = 1500
+    steps: int = 1200
     batch_size: int = 16
     lr: float = 2e-3
     seed: int = 0

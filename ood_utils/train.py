@@ -53,7 +53,7 @@ class TrainConfig:
     n_members: int = 2
     arch: str = "cnn"
     epochs: int = 3
-    n_train: int | None = 12_000
+    n_train: int | None = 10_000
     batch_size: int = 64
     lr: float = 1.0
     gamma: float = 0.7

@@ -121,7 +121,7 @@ def test_time_steps_is_positive_and_validated():
 
 def test_from_profile_uses_profile_settings():
     fast = TrainConfig.from_profile("fast", n_members=4)
-    assert fast.n_members == 4 and fast.epochs == 3 and fast.n_train == 12_000
+    assert fast.n_members == 4 and fast.epochs == 3 and fast.n_train == 10_000
     full = TrainConfig.from_profile("full")
     assert full.epochs == 14 and full.n_train is None
 
