@@ -171,17 +171,26 @@ def cached(path: Path, load: Callable[[Path], T], train: Callable[[], T],
     interrupted (``KeyboardInterrupt``) or fails leaves no file behind: ``save`` runs only
     once ``train`` has returned, and writes through a temporary file (:func:`atomic_write`).
     """
-    if path.exists() and not retrain:
-        try:
-            result = load(path)
+    if not retrain:
+        result = load_or_report(path, load)
+        if result is not None:
             if progress:
                 print(f"loaded cached {path.name}")
             return result
-        except Exception as err:  # corrupted, truncated, stale or unsafe: retrain
-            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
     result = train()
     save(result, path)
     return result
+
+
+def load_or_report(path: Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)``; ``None`` if the file is missing, or unusable (then say so: it will be retrained)."""
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except Exception as err:  # corrupted, truncated, stale or unsafe: retrain
+        print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
+        return None
 
 
 def config_key(config: object, version: int) -> str:

@@ -161,9 +161,14 @@ class Ensemble(nn.Module):
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
+        return cls.from_seeds(factory, [seed] * n if identical else range(seed, seed + n))
+
+    @classmethod
+    def from_seeds(cls, factory: Callable[[], nn.Module], seeds: Sequence[int]) -> "Ensemble":
+        """One member per seed: ``factory()`` called right after ``torch.manual_seed(seed)``."""
         members = []
-        for i in range(n):
-            torch.manual_seed(seed if identical else seed + i)
+        for seed in seeds:
+            torch.manual_seed(seed)
             members.append(factory())
         return cls(members)
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import Profile, atomic_write, cache_dir, config_key, get_device, get_profile
+from .config import (Profile, atomic_write, cache_dir, config_key, get_device, get_profile,
+                     load_or_report)
 from .models import Ensemble, RandomStreams, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
@@ -158,11 +159,9 @@ def make_ensemble(config: TrainConfig, members: Sequence[int] | None = None) -> 
     """
     mean, std = data.NORMALIZATION[config.dataset]
     n_classes = len(data.DATASETS[config.dataset][1])
-    nets = []
-    for i in range(config.n_members) if members is None else members:
-        torch.manual_seed(member_seeds(config, i)[0])
-        nets.append(build_model(config.arch, mean, std, n_classes))
-    return Ensemble(nets)
+    indices = range(config.n_members) if members is None else members
+    return Ensemble.from_seeds(lambda: build_model(config.arch, mean, std, n_classes),
+                               [member_seeds(config, i)[0] for i in indices])
 
 
 def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -248,9 +247,13 @@ def member_path(config: TrainConfig, i: int, root: Path | str | None = None) -> 
     chapter 2, and identical-init twins with synchronised dropout are one file read twice.
     """
     init, drop = member_seeds(config, i)
-    shared = dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
     root = Path(root) if root is not None else cache_dir()
-    return root / f"{config.dataset}-{config.arch}-{shared.key()}-i{init}-d{drop}.pt"
+    return root / f"{config.dataset}-{config.arch}-{_shared(config).key()}-i{init}-d{drop}.pt"
+
+
+def _shared(config: TrainConfig) -> TrainConfig:
+    """The settings every member of ``config`` trains with (without the count and seed rules)."""
+    return dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
 
 
 def checkpoint_paths(config: TrainConfig, root: Path | str | None = None) -> list[Path]:
@@ -260,16 +263,13 @@ def checkpoint_paths(config: TrainConfig, root: Path | str | None = None) -> lis
 
 def _member_payload(config: TrainConfig, i: int) -> dict:
     init, drop = member_seeds(config, i)
-    shared = dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
-    return {"format": FORMAT_VERSION, "config": dataclasses.asdict(shared),
+    return {"format": FORMAT_VERSION, "config": dataclasses.asdict(_shared(config)),
             "init_seed": init, "dropout_seed": drop}
 
 
-def save_member(model: torch.nn.Module, hist: History, config: TrainConfig, i: int,
-                path: Path) -> None:
-    """Write member ``i`` atomically: to a temporary file in the same folder, then rename."""
-    payload = {**_member_payload(config, i), "history": dataclasses.asdict(hist),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+def save_member(state: dict, hist: History, config: TrainConfig, i: int, path: Path) -> None:
+    """Write member ``i`` (its CPU state dict) atomically: to a temporary file, then rename."""
+    payload = {**_member_payload(config, i), "history": dataclasses.asdict(hist), "state_dict": state}
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
@@ -287,8 +287,8 @@ def load_member(config: TrainConfig, i: int, path: Path) -> tuple[dict, History]
 def load_ensemble(config: TrainConfig, root: Path | str | None = None,
                   device: torch.device | str | None = None) -> tuple[Ensemble, History]:
     """The cached ensemble of ``config``; raises if a member is missing or unusable."""
-    loaded = {p: load_member(config, i, p) for i, p in enumerate(checkpoint_paths(config, root))}
-    return _assemble(config, [loaded[p] for p in checkpoint_paths(config, root)], device)
+    return _assemble(config, [load_member(config, i, p)
+                              for i, p in enumerate(checkpoint_paths(config, root))], device)
 
 
 def _assemble(config: TrainConfig, members: list[tuple[dict, History]],
@@ -313,27 +313,23 @@ def get_ensemble(config: TrainConfig, device: torch.device | str | None = None,
     paths = checkpoint_paths(config, root)
     found: dict[Path, tuple[dict, History]] = {}
     for i, path in enumerate(paths):
-        if path in found or retrain or not path.exists():
-            continue
-        try:
-            found[path] = load_member(config, i, path)
-        except Exception as err:  # corrupted, truncated, stale or unsafe: retrain
-            print(f"cached checkpoint {path.name} is unusable ({type(err).__name__}: {err}); retraining")
-    missing: list[int] = []  # one member per file to train
-    for i, path in enumerate(paths):
-        if path not in found and all(paths[j] != path for j in missing):
-            missing.append(i)
+        if not retrain and path not in found:
+            member = load_or_report(path, lambda p: load_member(config, i, p))
+            if member is not None:
+                found[path] = member
+    loaded = [i + 1 for i, p in enumerate(paths) if p in found]
+    first_of_file = {p: i for i, p in reversed(list(enumerate(paths)))}
+    missing = sorted(i for p, i in first_of_file.items() if p not in found)  # one member per file
     if missing:
         ens, hist = train_ensemble(config, device, progress, members=missing)
-        for j, i in enumerate(missing):  # saved only once every member has trained
+        for j, i in enumerate(missing):
             found[paths[i]] = ({k: v.detach().cpu() for k, v in ens[j].state_dict().items()},
                                hist.member(j))
-        for j, i in enumerate(missing):
-            save_member(ens[j], found[paths[i]][1], config, i, paths[i])
-    if progress and len(missing) < len(paths):
-        cached_ids = [i + 1 for i, p in enumerate(paths) if p in found and i not in missing]
-        print(f"loaded cached {config.dataset} {config.arch} member{'s' * (len(cached_ids) > 1)} "
-              f"{', '.join(map(str, cached_ids))} of {config.n_members}")
+        for i in missing:  # saved only once every member has trained
+            save_member(*found[paths[i]], config, i, paths[i])
+    if progress and loaded:
+        print(f"loaded cached {config.dataset} {config.arch} member{'s' * (len(loaded) > 1)} "
+              f"{', '.join(map(str, loaded))} of {config.n_members}")
     return _assemble(config, [found[p] for p in paths], device)
 
 
