@@ -94,11 +94,15 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest h
     """Print each chapter's execution time and the total at the end of the run."""
     if not _BOOK:
         return
-    from build_book import BUDGET_SECONDS  # tools/ is on sys.path once the book fixture ran
+    from build_book import BUDGET_SECONDS, describe  # tools/ is on sys.path once the book fixture ran
 
     terminalreporter.section("notebook execution times")
     for name in sorted(_BOOK["notebooks"]):
-        terminalreporter.write_line(f"{_BOOK['notebooks'][name]['seconds']:7.1f} s  {name}")
+        rep = _BOOK["notebooks"][name]
+        terminalreporter.write_line(f"{rep['seconds']:7.1f} s  {name}  {describe(rep)}")
+        if "disturbed" in rep:
+            terminalreporter.write_line(f"           the other run ({rep['other_run']['seconds']:.0f} s) was "
+                                        f"disturbed: {rep['disturbed']}")
     terminalreporter.write_line(f"{_BOOK['total_seconds']:7.1f} s  total "
                                 f"(profile {_BOOK['environment']['profile']}, "
                                 f"budget {BUDGET_SECONDS} s)")

@@ -42,10 +42,14 @@ def test_notebook_executes(book, name):
 
 @pytest.mark.notebooks
 def test_book_executes_within_its_time_budget(book):
-    """Issue 7: the fast profile runs in 15 minutes on 2 cores; fail above 1.5 times that."""
-    from build_book import BUDGET_SECONDS
+    """Issue 7: the fast profile runs in 15 minutes on 2 cores; fail above 1.5 times that.
 
-    times = ", ".join(f"{n}: {r['seconds']:.0f} s" for n, r in book["notebooks"].items())
+    A chapter whose run was disturbed by other work on the machine was measured twice, and
+    its faster run counts (tools/build_book.py, ``execute_measured``).
+    """
+    from build_book import BUDGET_SECONDS, describe
+
+    times = "; ".join(f"{n}: {r['seconds']:.0f} s {describe(r)}" for n, r in book["notebooks"].items())
     assert book["environment"]["profile"] == "fast"
     assert book["total_seconds"] <= 1.5 * BUDGET_SECONDS, (
         f"executing the book took {book['total_seconds']:.0f} s, over 1.5 x the {BUDGET_SECONDS} s "

@@ -1,9 +1,13 @@
 import json
+import os
 import sys
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import build_book  # noqa: E402
 import full_profile  # noqa: E402
 
 
@@ -18,3 +22,67 @@ def test_results_table_from_chapter_json(tmp_path):
     assert "| 05_mnist_fashion | cnn AUROC | 0.961 | 0.969 |" in md
     assert "| 05_mnist_fashion | joint attack | 1.000 | about 0% |" in md
     assert "| total | 61 |" in md
+
+
+# --- tools/build_book.py: measuring a chapter's time ------------------------------------------
+
+
+def test_contention_counts_other_processes_and_steal():
+    before = {"busy": 100.0, "steal": 5.0, "ours": 50.0}
+    after = {"busy": 140.0, "steal": 9.0, "ours": 80.0}   # 40 s busy, 30 s of it ours, 4 s stolen
+    c = build_book.contention(before, after, seconds=20.0)
+    assert (c["other_s"], c["steal_s"]) == (10.0, 4.0)
+    assert c["share"] == round(14.0 / (20.0 * os.cpu_count()), 3)
+    assert build_book.contention(None, after, 20.0)["share"] is None
+
+
+def test_cpu_counters_see_this_process_work():
+    before = build_book.cpu_counters()
+    if before is None:   # not Linux
+        return
+    sum(i * i for i in range(2_000_000))
+    after = build_book.cpu_counters()
+    assert after["ours"] > before["ours"] and after["busy"] >= before["busy"]
+
+
+def test_a_disturbed_run_is_named_and_a_normal_one_is_not():
+    quiet = {"seconds": 120.0, "others": {"share": 0.02, "other_s": 3.0, "steal_s": 0.0}}
+    assert build_book.disturbed("11_text.ipynb", quiet) is None
+    busy = {**quiet, "others": {"share": 0.45, "other_s": 100.0, "steal_s": 8.0}}
+    assert "45% of the CPUs" in build_book.disturbed("11_text.ipynb", busy)
+    slow = {**quiet, "seconds": 1915.0}    # what CI once measured for chapter 11
+    assert "reference time" in build_book.disturbed("11_text.ipynb", slow)
+    assert build_book.disturbed("not_a_chapter.ipynb", slow) is None
+
+
+def test_a_chapter_is_timed_with_its_slowest_cells(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("import time; time.sleep(1.0)")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
+    executed, rep = build_book.execute_measured(path, log=lambda line: None)
+    assert rep["error"] is None and rep["seconds"] >= 1.0
+    assert rep["slowest_cells"][0]["cell"] == 1 and rep["slowest_cells"][0]["seconds"] >= 1.0
+    assert "disturbed" not in rep and executed.cells[1].metadata["execution"]
+
+
+def test_a_disturbed_chapter_runs_again_with_its_checkpoints_deleted(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    (cache / "old").mkdir(parents=True)
+    (cache / "old" / "kept.pt").write_text("from an earlier chapter")
+    nb = nbformat.v4.new_notebook()   # "trains" unless its checkpoint exists, like get_ensemble
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"from pathlib import Path\np = Path({str(cache / 'new.pt')!r})\n"
+        "trained = not p.exists()\np.write_text('weights')\nprint('trained' if trained else 'loaded')")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setenv("OOD_CACHE_DIR", str(cache))
+    monkeypatch.setattr(build_book, "disturbed", lambda name, rep: "a test" if "disturbed" not in rep else None)
+    lines = []
+    executed, rep = build_book.execute_measured(path, log=lines.append)
+    assert rep["disturbed"] == "a test" and rep["other_run"]["seconds"] > 0
+    assert "measuring it again" in lines[0]
+    assert executed.cells[0].outputs[0]["text"] == "trained\n"     # the second run trained again
+    assert (cache / "old" / "kept.pt").exists()                       # other chapters' files stay
+    assert "measured twice" in build_book.describe(rep)

@@ -11,9 +11,15 @@
    notebook runs up to its first exercise (the stub cells are dropped from the page).
 2. The executed notebooks and the other sources are staged in ``_build/src`` and Jupyter
    Book renders them there with execution off, strictly: warnings are errors.
-3. ``_build/execution.json`` records each notebook's seconds, errors and stderr warnings,
-   the sphinx build's return code and the environment; ``_build/student/`` holds the
-   student notebooks.
+3. ``_build/execution.json`` records each notebook's seconds, its slowest cells, how busy
+   the machine was with other work meanwhile, errors and stderr warnings, the sphinx
+   build's return code and the environment; ``_build/student/`` holds the student notebooks.
+
+The time budget is for the book, not for whatever else the machine runs. A chapter whose
+run was disturbed (other processes or the hypervisor took at least ``CONTENDED`` of the
+CPUs, or it took over ``SLOW_FACTOR`` times its ``REFERENCE_SECONDS``) runs once more, with
+the checkpoints the first run made deleted, so it trains again: the faster of the two runs
+counts, and the report keeps both.
 
 Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
 Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
@@ -26,11 +32,13 @@ import html
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -76,10 +84,50 @@ def stderr_warnings(nb: nbformat.NotebookNode) -> list[str]:
             and "warning" in out.get("text", "").lower()]
 
 
+def cpu_counters() -> dict[str, float] | None:
+    """CPU seconds so far: the whole machine's busy and stolen time (``/proc/stat``, all CPUs)
+    and this process tree's (this process and its finished kernels); ``None`` off Linux."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0.0] * 8)[:8]
+    ours = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return {"busy": (user + nice + system + irq + softirq) / hz, "steal": steal / hz, "ours": ours}
+
+
+def contention(before: dict[str, float] | None, after: dict[str, float] | None, seconds: float) -> dict:
+    """How much of the machine others took between two :func:`cpu_counters` readings: CPU
+    seconds used by other processes, stolen by the hypervisor, and their share of the
+    ``seconds x CPUs`` there were."""
+    if before is None or after is None or seconds <= 0:
+        return {"other_s": None, "steal_s": None, "share": None}
+    other = max(0.0, (after["busy"] - before["busy"]) - (after["ours"] - before["ours"]))
+    steal = after["steal"] - before["steal"]
+    return {"other_s": round(other, 1), "steal_s": round(steal, 1),
+            "share": round((other + steal) / (seconds * (os.cpu_count() or 1)), 3)}
+
+
+def slowest_cells(nb: nbformat.NotebookNode, k: int = 3) -> list[dict]:
+    """The ``k`` code cells that took longest (index in the executed notebook, seconds, first line)."""
+    rows = []
+    for i, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                          for key in ("iopub.execute_input", "shell.execute_reply"))
+            rows.append({"cell": i, "seconds": round((end - start).total_seconds(), 1),
+                         "source": cell.source.split("\n", 1)[0][:60]})
+    return sorted(rows, key=lambda r: -r["seconds"])[:k]
+
+
 def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dict]:
     """Run one chapter as described in the module docstring; return it (stubs dropped) and a report."""
     nb = nbformat.read(path, as_version=4)
     plan, student_cells = execution_plan(nb)
+    before = cpu_counters()
     t0 = time.perf_counter()
     error = None
     try:
@@ -89,7 +137,56 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     seconds = time.perf_counter() - t0
     plan.cells = [c for c in plan.cells if not c.metadata.get("student_stub")]
     return plan, {"seconds": round(seconds, 1), "error": error, "warnings": stderr_warnings(plan),
-                  "student_cells_run": student_cells}
+                  "student_cells_run": student_cells, "slowest_cells": slowest_cells(plan),
+                  "others": contention(before, cpu_counters(), seconds)}
+
+
+#: Each notebook's execution time in a clean fast-profile CI run (2 cores, empty model cache,
+#: reverse order), from ``_build/execution.json``; a notebook over ``SLOW_FACTOR`` times its
+#: reference is measured once more. Update after a change that makes a chapter slower.
+REFERENCE_SECONDS = {
+    "01_fooling_attack.ipynb": 13, "02_twin_training.ipynb": 26, "03_kl_calibration.ipynb": 15,
+    "04_attacking_twins.ipynb": 22, "05_mnist_fashion.ipynb": 98, "06_identical_init.ipynb": 43,
+    "07_ensembles.ipynb": 126, "08_training_schemes.ipynb": 159, "09_baselines.ipynb": 118,
+    "10_weights_only.ipynb": 152, "11_text.ipynb": 124, "results.ipynb": 4}
+SLOW_FACTOR = 2.0
+#: Share of the machine's CPU time that other processes or the hypervisor may take before a
+#: chapter's time is considered disturbed.
+CONTENDED = 0.2
+
+
+def disturbed(name: str, rep: dict) -> str | None:
+    """Why ``rep`` (from :func:`execute`) does not measure the book alone, or ``None``."""
+    share = rep["others"]["share"]
+    if share is not None and share >= CONTENDED:
+        return (f"other work took {share:.0%} of the CPUs ({rep['others']['other_s']} s by "
+                f"other processes, {rep['others']['steal_s']} s stolen by the hypervisor)")
+    ref = REFERENCE_SECONDS.get(name)
+    if ref and rep["seconds"] > SLOW_FACTOR * ref + 30:
+        return f"{rep['seconds'] / ref:.1f} x its reference time of {ref} s"
+    return None
+
+
+def execute_measured(path: Path, log: Callable[[str], None] = print) -> tuple[nbformat.NotebookNode, dict]:
+    """:func:`execute`, and once more if the first run was :func:`disturbed` (see the module
+    docstring). The report is the faster run's, with ``disturbed`` (why the first run did not
+    count) and ``other_run`` (the slower run's seconds, load and slowest cells)."""
+    from ood_utils.config import cache_dir
+
+    cache = cache_dir()
+    existing = set(cache.rglob("*")) if cache.exists() else set()
+    nb, rep = execute(path)
+    why = None if rep["error"] else disturbed(path.name, rep)
+    if why is None:
+        return nb, rep
+    log(f"{rep['seconds']:7.1f} s  {path.name}  disturbed: {why}; measuring it again")
+    for made in sorted(set(cache.rglob("*")) - existing, reverse=True):   # it trains again
+        if made.is_file():
+            made.unlink()
+    nb2, rep2 = execute(path)
+    keep, other = (rep, rep2) if rep2["error"] or rep2["seconds"] >= rep["seconds"] else (rep2, rep)
+    return (nb if keep is rep else nb2), {**keep, "disturbed": why, "other_run": {
+        k: other[k] for k in ("seconds", "error", "others", "slowest_cells")}}
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -151,14 +248,35 @@ def environment() -> dict[str, str]:
     """Profile, versions and hardware of this build, for the report."""
     import torch
 
+    cpu = platform.processor()
+    try:   # e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480C": a chapter's speed depends on it
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     return {"profile": os.environ.get("OOD_PROFILE", "fast"), "python": platform.python_version(),
-            "torch": torch.__version__, "machine": platform.machine(),
-            "cpus": str(os.cpu_count()), "cuda": str(torch.cuda.is_available())}
+            "torch": torch.__version__, "machine": platform.machine(), "cpu": cpu,
+            "cpus": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+            "cuda": str(torch.cuda.is_available())}
 
 
 #: The fast profile's time budget for executing every notebook on the 2-core CI machine (issue 7);
 #: the book test fails above 1.5 times this, a margin for slower or busier machines.
 BUDGET_SECONDS = 15 * 60
+
+
+def describe(rep: dict) -> str:
+    """One line on a notebook's run: status, slowest cell, and how busy the machine was."""
+    status = "FAILED" if rep["error"] else ("WARNINGS" if rep["warnings"] else "ok")
+    parts = []
+    if rep.get("slowest_cells"):
+        top = rep["slowest_cells"][0]
+        parts.append(f"slowest cell {top['cell']}: {top['seconds']:.0f} s")
+    if rep["others"]["share"] is not None:
+        parts.append(f"others took {rep['others']['share']:.0%} of the CPUs")
+    if "other_run" in rep:
+        parts.append(f"measured twice, the other run {rep['other_run']['seconds']:.0f} s")
+    return f"{status}  ({'; '.join(parts)})" if parts else status
 
 
 def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
@@ -170,13 +288,13 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         paths = chapters[::-1] + [p for p in paths if p not in chapters]
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"order": [p.name for p in paths], "notebooks": {}, "environment": environment()}
+    log("on " + ", ".join(f"{k} {v}" for k, v in report["environment"].items()))
     executed = {}
     for path in paths:
-        nb, rep = execute(path)
+        nb, rep = execute_measured(path, log)
         report["notebooks"][path.name] = rep
         executed[path] = nb
-        status = "FAILED" if rep["error"] else ("WARNINGS" if rep["warnings"] else "ok")
-        log(f"{rep['seconds']:7.1f} s  {path.name}  {status}")
+        log(f"{rep['seconds']:7.1f} s  {path.name}  {describe(rep)}")
     report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
     log(f"{report['total_seconds']:7.1f} s  total notebook execution "
         f"(budget {BUDGET_SECONDS} s for the fast profile on 2 CPU cores)")
