@@ -137,3 +137,25 @@ def test_execution_plan_runs_the_student_prefix_then_the_solutions():
     assert [c.source for c in plan.cells][:2] == ["x = 1", nb.cells[1].source]
     assert plan.cells[2].metadata["student_stub"] == "ex-99-add"
     assert [c.source for c in plan.cells[3:]] == [c.source for c in nb.cells[2:]]
+
+
+def glossary_terms() -> set[str]:
+    """The terms ``book/glossary.md`` defines, lower-cased (Sphinx looks terms up that way)."""
+    text = (ROOT / "book" / "glossary.md").read_text()
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    return {line.strip().lower() for line in block.splitlines() if line and not line[0].isspace()}
+
+
+def test_every_term_link_names_a_glossary_term():
+    """{term}`text <target>` and {term}`target` in the chapters resolve (the site build would fail)."""
+    terms = glossary_terms()
+    assert {"fooling image", "kl divergence", "fpr@95tpr", "false-alarm budget"} <= terms
+    used = set()
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for m in re.finditer(r"\{term\}`([^`]+)`", cell.source):
+                target = m.group(1)
+                target = target.rsplit("<", 1)[1].rstrip(">") if target.endswith(">") else target
+                assert target.lower() in terms, f"{path.name}: {{term}}`{m.group(1)}` is not in the glossary"
+                used.add(target.lower())
+    assert {"fooling image", "kl divergence", "fpr@95tpr", "false-alarm budget", "twins"} <= used

@@ -51,8 +51,11 @@ def test_a_disturbed_run_is_named_and_a_normal_one_is_not():
     busy = {**quiet, "others": {"share": 0.45, "other_s": 100.0, "steal_s": 8.0}}
     assert "45% of the CPUs" in build_book.disturbed("11_text.ipynb", busy)
     slow = {**quiet, "seconds": 1915.0}    # what CI once measured for chapter 11
-    assert "reference time" in build_book.disturbed("11_text.ipynb", slow)
-    assert build_book.disturbed("not_a_chapter.ipynb", slow) is None
+    assert build_book.disturbed("11_text.ipynb", slow) is None      # no reference: reading order
+    ref = build_book.REFERENCE_SECONDS
+    assert "reference time" in build_book.disturbed("11_text.ipynb", slow, ref)
+    assert build_book.disturbed("11_text.ipynb", quiet, ref) is None
+    assert build_book.disturbed("not_a_chapter.ipynb", slow, ref) is None
 
 
 def test_a_chapter_is_timed_with_its_slowest_cells(tmp_path, monkeypatch):
@@ -78,7 +81,7 @@ def test_a_disturbed_chapter_runs_again_with_its_checkpoints_deleted(tmp_path, m
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     monkeypatch.setenv("OOD_CACHE_DIR", str(cache))
-    monkeypatch.setattr(build_book, "disturbed", lambda name, rep: "a test" if "disturbed" not in rep else None)
+    monkeypatch.setattr(build_book, "disturbed", lambda name, rep, ref: "a test" if "disturbed" not in rep else None)
     lines = []
     executed, rep = build_book.execute_measured(path, log=lines.append)
     assert rep["disturbed"] == "a test" and rep["other_run"]["seconds"] > 0
