@@ -101,8 +101,7 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest h
         rep = _BOOK["notebooks"][name]
         terminalreporter.write_line(f"{rep['seconds']:7.1f} s  {name}  {describe(rep)}")
         if "disturbed" in rep:
-            terminalreporter.write_line(f"           the other run ({rep['other_run']['seconds']:.0f} s) was "
-                                        f"disturbed: {rep['disturbed']}")
+            terminalreporter.write_line(f"           the first run was disturbed: {rep['disturbed']}")
     terminalreporter.write_line(f"{_BOOK['total_seconds']:7.1f} s  total "
                                 f"(profile {_BOOK['environment']['profile']}, "
                                 f"budget {BUDGET_SECONDS} s)")

@@ -174,8 +174,9 @@ def disturbed(name: str, rep: dict, reference: dict[str, float] | None = None) -
 def execute_measured(path: Path, log: Callable[[str], None] = print,
                      reference: dict[str, float] | None = None) -> tuple[nbformat.NotebookNode, dict]:
     """:func:`execute`, and once more if the first run was :func:`disturbed` (see the module
-    docstring). The report is the faster run's, with ``disturbed`` (why the first run did not
-    count) and ``other_run`` (the slower run's seconds, load and slowest cells)."""
+    docstring). The report is the faster run's (the first run's if the second failed), with
+    ``disturbed`` (what disturbed the first run) and ``other_run`` (the other run's seconds,
+    error, load and slowest cells)."""
     from ood_utils.config import cache_dir
 
     cache = cache_dir()
@@ -185,7 +186,7 @@ def execute_measured(path: Path, log: Callable[[str], None] = print,
     if why is None:
         return nb, rep
     log(f"{rep['seconds']:7.1f} s  {path.name}  disturbed: {why}; measuring it again")
-    for made in sorted(set(cache.rglob("*")) - existing, reverse=True):   # it trains again
+    for made in set(cache.rglob("*")) - existing:   # so that it trains again
         if made.is_file():
             made.unlink()
     nb2, rep2 = execute(path)
