@@ -1,11 +1,13 @@
-"""The fooling attack: optimise noise until a classifier is confidently wrong.
+"""Attacks that optimise noise until a classifier, or a twin detector, is fooled.
 
-Start from uniform noise and minimise the entropy of the model's prediction with
-Adadelta, pixel values kept in ``[0, 1]``. All restarts are one batch, and each
-restart's loss depends only on its own image, so R restarts cost about as much
-as one. A restart succeeds once the top class probability exceeds a threshold
-(0.8 in the original); it is then frozen, so its image is the first one that
-crossed the line.
+Start from uniform noise and minimise a loss of the model's log-probabilities with
+Adadelta. All restarts are one batch, and each restart's loss depends only on its own
+image, so R restarts cost about as much as one. The conditions of an attack are named
+choices (:class:`AttackConditions`): the book's (:data:`BOOK_CONDITIONS`: dropout off,
+pixels kept in ``[0, 1]``, each restart frozen at its first success) or the original's
+code (:data:`ORIGINAL_CONDITIONS`: dropout on, noise fed straight into the network's
+normalised input space and never clamped, a fixed number of steps, success judged on the
+outputs of the last step).
 """
 
 from __future__ import annotations
@@ -19,9 +21,55 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import uniform_noise
-from .models import Ensemble, eval_mode
+from .models import Ensemble, input_normalization, model_mode
 from .scores import disagreement, pairwise_kl, twin_score
 from .validate import check_images
+
+
+@dataclass(frozen=True)
+class AttackConditions:
+    """How an attack runs and is judged, each a named choice.
+
+    Attributes:
+        dropout: ``"off"``: the model in eval mode, the network that would be deployed (the
+            book); ``"on"``: train mode, as the original's attacks (its networks were loaded and
+            never put in eval mode), so every step and the judged outputs draw dropout masks.
+        start: ``"pixel"``: the noise is the image, pixels uniform in ``[0, 1]`` (the book);
+            ``"normalised"``: the noise is fed straight into the network's normalised input, as
+            the original fed ``torch.rand`` to a network that expects normalised digits, and it
+            is that input which is optimised (the image is ``mean + std * noise``).
+        clamp: keep the pixels in ``[0, 1]`` after every step (the book; the original never did).
+        stop: ``"early"``: freeze each restart at its first success (the book); ``"fixed"``: run
+            every step (the original).
+        judge: ``"final"``: success is judged on a fresh pass over the final images (the book);
+            ``"last-step"``: on the outputs of the last step's forward pass, computed before the
+            last update (the original).
+        distance: the joint attack's agreement term: ``"prob-sq"``, the squared distance of the
+            members' probability vectors (the book), or ``"logprob-mse"``, ``F.mse_loss`` of their
+            log-probabilities, a mean over classes (the original).
+    """
+
+    dropout: str = "off"
+    start: str = "pixel"
+    clamp: bool = True
+    stop: str = "early"
+    judge: str = "final"
+    distance: str = "prob-sq"
+
+    def __post_init__(self) -> None:
+        allowed = {"dropout": ("off", "on"), "start": ("pixel", "normalised"), "clamp": (True, False),
+                   "stop": ("early", "fixed"), "judge": ("final", "last-step"),
+                   "distance": ("prob-sq", "logprob-mse")}
+        for name, values in allowed.items():
+            if getattr(self, name) not in values:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}: expected one of {values}")
+
+
+#: The book's conditions: dropout off, pixel space clamped to [0, 1], early stop, final images.
+BOOK_CONDITIONS = AttackConditions()
+#: The original's code: dropout on, unclamped normalised-space noise, fixed steps, last step judged.
+ORIGINAL_CONDITIONS = AttackConditions(dropout="on", start="normalised", clamp=False, stop="fixed",
+                                       judge="last-step", distance="logprob-mse")
 
 
 @dataclass
@@ -29,17 +77,27 @@ class AttackResult:
     """Outcome of a batched attack.
 
     Attributes:
-        images: ``(R, C, H, W)`` final images in ``[0, 1]`` (on the CPU).
-        probs: ``(R, K)`` the attacked model's class probabilities for them
-            (``(N, R, K)``, one row per member, for an ensemble).
-        success: ``(R,)`` bool, ``max(probs) > threshold``.
-        steps: ``(R,)`` step at which each restart first succeeded (-1 = never).
+        images: ``(R, C, H, W)`` final images (on the CPU); in ``[0, 1]`` unless the attack ran
+            unclamped.
+        log_probs: ``(R, K)`` the attacked model's log-probabilities on which success was
+            judged (``(N, R, K)``, one row per member, for an ensemble): judge them again with
+            another rule (e.g. :func:`passes_detector` without the confidence condition).
+        success: ``(R,)`` bool.
+        steps: ``(R,)`` step at which each restart first succeeded (-1 = never); with
+            ``stop="fixed"``, the number of steps for a success (only the end is judged).
+        start: ``(R, C, H, W)`` the starting images, in the same space as ``images``.
     """
 
     images: torch.Tensor
-    probs: torch.Tensor
+    log_probs: torch.Tensor
     success: torch.Tensor
     steps: torch.Tensor
+    start: torch.Tensor
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """The judged class probabilities, ``log_probs.exp()``."""
+        return self.log_probs.exp()
 
     @property
     def success_rate(self) -> float:
@@ -55,8 +113,10 @@ def entropy(log_probs: torch.Tensor) -> torch.Tensor:
 def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
                     done: Callable[[torch.Tensor], torch.Tensor],
                     x0: torch.Tensor, steps: int, lr: float = 1.0,
-                    progress: bool = True, desc: str = "attack") -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise a per-input objective over a batch of images with Adadelta, in ``[0, 1]``.
+                    progress: bool = True, desc: str = "attack",
+                    bounds: tuple[float, float] | None = (0.0, 1.0),
+                    stop_early: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimise a per-input objective over a batch of images with Adadelta.
 
     Args:
         objective: ``x (R, C, H, W) -> (R,)`` losses; input ``r``'s loss must depend on ``x[r]`` only.
@@ -64,6 +124,10 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
         x0: ``(R, C, H, W)`` starting images.
         steps: maximum optimisation steps.
         lr: Adadelta learning rate.
+        bounds: ``(low, high)`` the inputs are clamped to after every step (pixels: ``[0, 1]``),
+            or ``None`` for no clamping.
+        stop_early: freeze each input once it is done; ``False`` runs every step and never
+            calls ``done`` (every ``first_step`` is then -1).
 
     Returns:
         ``(x, first_step)``: the final images (detached) and, per input, the step at
@@ -72,12 +136,16 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
     check_images(x0)
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
+    if bounds is not None and not bounds[0] < bounds[1]:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
     x = x0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adadelta([x], lr=lr)
     first = torch.full((x.shape[0],), -1, dtype=torch.long)
-    with torch.no_grad():
-        finished = done(x).cpu()
-    first[finished] = 0
+    finished = torch.zeros(x.shape[0], dtype=torch.bool)
+    if stop_early:
+        with torch.no_grad():
+            finished = done(x).cpu()
+        first[finished] = 0
     bar = tqdm(range(1, steps + 1), disable=not progress, mininterval=1.0, desc=desc)
     for step in bar:
         if bool(finished.all()):
@@ -88,7 +156,10 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
         x.grad = grad
         opt.step()
         with torch.no_grad():
-            x.clamp_(0.0, 1.0)
+            if bounds is not None:
+                x.clamp_(*bounds)
+            if not stop_early:
+                continue
             now = done(x).cpu() & ~finished
         first[now] = step
         finished |= now
@@ -97,74 +168,144 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
     return x.detach(), first
 
 
-def _attack_noise(model: nn.Module, objective: Callable[[torch.Tensor], torch.Tensor],
-                  done: Callable[[torch.Tensor], torch.Tensor], n_restarts: int, steps: int,
-                  lr: float, seed: int, shape: tuple[int, int, int], progress: bool,
-                  desc: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Optimise ``n_restarts`` seeded noise images against ``model`` in eval mode (see
-    :func:`optimise_inputs`); the images stay on the model's device."""
-    if n_restarts < 1:
-        raise ValueError(f"n_restarts must be positive, got {n_restarts}")
-    x0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(next(model.parameters()).device)
-    return optimise_inputs(objective, done, x0, steps=steps, lr=lr, progress=progress, desc=desc)
+def _log_probs_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> log-probabilities``: ``(N, R, K)`` for an :class:`Ensemble`, ``(R, K)`` for a classifier."""
+    if isinstance(model, Ensemble):
+        return model
+    return lambda x: F.log_softmax(model(x), -1)
 
 
-def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr: float = 1.0,
-                   threshold: float = 0.8, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
-                   progress: bool = True) -> AttackResult:
-    """Turn uniform noise into images that ``model`` classifies with confidence > ``threshold``.
+def attack(model: nn.Module, loss: Callable[[torch.Tensor], torch.Tensor],
+           success: Callable[[torch.Tensor], torch.Tensor], n_restarts: int = 100, steps: int = 300,
+           lr: float = 1.0, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
+           conditions: AttackConditions = BOOK_CONDITIONS, progress: bool = True,
+           desc: str = "attack") -> AttackResult:
+    """Optimise ``n_restarts`` seeded noise images against ``model`` under ``conditions``.
 
     Args:
-        model: a classifier returning logits ``(B, K)``; it is put in eval mode.
-        n_restarts: number of independent noise images, optimised as one batch.
-        steps: maximum Adadelta steps.
+        model: a classifier returning logits ``(R, K)``, or an :class:`Ensemble` (log-probabilities
+            ``(N, R, K)``). It runs in the mode ``conditions.dropout`` asks for; its own mode is
+            restored afterwards.
+        loss: log-probabilities -> ``(R,)`` losses to minimise.
+        success: log-probabilities -> ``(R,)`` bool: the attack's goal is reached.
+        n_restarts: independent noise images, optimised as one batch.
+        steps: Adadelta steps (at most, with early stopping).
         lr: Adadelta learning rate.
-        threshold: success when the top class probability exceeds this.
-        seed: seed of the starting noise.
+        seed: seed of the starting noise and, with dropout on, of the dropout masks (drawn
+            inside :func:`torch.random.fork_rng`: the global generator is left as it was).
+        conditions: see :class:`AttackConditions`.
 
     Returns:
         An :class:`AttackResult`.
     """
+    if n_restarts < 1:
+        raise ValueError(f"n_restarts must be positive, got {n_restarts}")
+    forward = _log_probs_of(model)
+    device = next(model.parameters()).device
+    mean, std = input_normalization(model) if conditions.start == "normalised" else (0.0, 1.0)
+
+    def image(v: torch.Tensor) -> torch.Tensor:  # the optimised variable -> pixels
+        return v if conditions.start == "pixel" else mean + std * v
+
+    last: dict[str, torch.Tensor] = {}
+
+    def objective(v: torch.Tensor) -> torch.Tensor:
+        lp = forward(image(v))
+        last["log_probs"] = lp.detach()
+        return loss(lp)
+
+    bounds = ((0.0 - mean) / std, (1.0 - mean) / std) if conditions.clamp else None
+    v0 = uniform_noise(n_restarts, seed=seed, shape=shape).to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        with model_mode(model, training=conditions.dropout == "on"):
+            v, first = optimise_inputs(objective, lambda v: success(forward(image(v))), v0, steps=steps,
+                                       lr=lr, progress=progress, desc=desc, bounds=bounds,
+                                       stop_early=conditions.stop == "early")
+            with torch.no_grad():
+                lp = last["log_probs"] if conditions.judge == "last-step" else forward(image(v))
+                ok = success(lp).cpu()
+    if conditions.stop == "fixed":
+        first = torch.where(ok, steps, -1)
+    return AttackResult(images=image(v).cpu(), log_probs=lp.cpu(), success=ok, steps=first,
+                        start=image(v0).cpu())
+
+
+def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr: float = 1.0,
+                   threshold: float = 0.8, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
+                   progress: bool = True, conditions: AttackConditions = BOOK_CONDITIONS) -> AttackResult:
+    """Turn uniform noise into images that ``model`` classifies with confidence > ``threshold``.
+
+    Minimises the entropy of the prediction (the original's ``attack_simple``: 100 steps at
+    lr 1 under :data:`ORIGINAL_CONDITIONS`).
+
+    Args:
+        model: a classifier returning logits ``(B, K)``.
+        threshold: success when the top class probability exceeds this.
+        Others as in :func:`attack`.
+
+    Returns:
+        An :class:`AttackResult` with ``probs`` ``(R, K)``.
+    """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
-    with eval_mode(model):
-        x, first = _attack_noise(
-            model, objective=lambda x: entropy(F.log_softmax(model(x), -1)),
-            done=lambda x: F.softmax(model(x), -1).amax(-1) > threshold,
-            n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
-            progress=progress, desc="fooling attack")
-        with torch.no_grad():
-            probs = F.softmax(model(x), -1).cpu()
-    return AttackResult(images=x.cpu(), probs=probs, success=probs.amax(-1) > threshold, steps=first)
+    return attack(model, loss=entropy, success=lambda lp: lp.exp().amax(-1) > threshold,
+                  n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
+                  conditions=conditions, progress=progress, desc="fooling attack")
 
 
-def joint_objective(log_probs: torch.Tensor, mse_weight: float = 1.0) -> torch.Tensor:
+def joint_objective(log_probs: torch.Tensor, mse_weight: float = 1.0,
+                    distance: str = "prob-sq") -> torch.Tensor:
     """The joint attack's loss per input: every member's entropy, plus all directed KLs
-    between members, plus the squared distance between their probability vectors.
+    between members, plus a squared distance between their predictions.
+
+    ``distance`` (see :class:`AttackConditions`): ``"prob-sq"`` sums the squared differences of
+    the members' probabilities over classes; ``"logprob-mse"`` averages those of their
+    log-probabilities, as the original's ``F.mse_loss(o0, o1)``. Both are summed over pairs.
 
     ``log_probs: (N, R, K) -> (R,)``. Minimising it asks for confident members that agree.
     """
-    p = log_probs.exp()
+    if distance not in ("prob-sq", "logprob-mse"):
+        raise ValueError(f"unknown distance {distance!r}: expected 'prob-sq' or 'logprob-mse'")
     kl = pairwise_kl(log_probs).sum((0, 1))                                  # (R,)
-    mse = (p.unsqueeze(0) - p.unsqueeze(1)).pow(2).sum(-1).sum((0, 1)) / 2   # (R,)
-    return entropy(log_probs).sum(0) + kl + mse_weight * mse
+    if distance == "prob-sq":
+        p = log_probs.exp()
+        dist = (p.unsqueeze(0) - p.unsqueeze(1)).pow(2).sum(-1).sum((0, 1)) / 2        # (R,)
+    else:
+        dist = (log_probs.unsqueeze(0) - log_probs.unsqueeze(1)).pow(2).mean(-1).sum((0, 1)) / 2
+    return entropy(log_probs).sum(0) + kl + mse_weight * dist
+
+
+def passes_detector(log_probs: torch.Tensor, score_threshold: float,
+                    confidence: float | None = 0.8) -> torch.Tensor:
+    """``(B,)`` bool: the inputs a twin detector lets through, with confident members.
+
+    Twin score below ``score_threshold``, all members predicting the same class and, unless
+    ``confidence`` is ``None``, every member's top-class probability above ``confidence``.
+    ``log_probs: (N, B, K)``.
+    """
+    ok = (twin_score(log_probs) < score_threshold) & ~disagreement(log_probs)
+    if confidence is not None:
+        ok &= (log_probs.exp().amax(-1) > confidence).all(0)
+    return ok
 
 
 def joint_attack(ensemble: Ensemble, score_threshold: float, n_restarts: int = 100,
                  steps: int = 300, lr: float = 1.0, confidence: float | None = 0.8,
                  seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
-                 progress: bool = True) -> AttackResult:
+                 progress: bool = True, conditions: AttackConditions = BOOK_CONDITIONS) -> AttackResult:
     """Attack all members at once: make them confident *and* in agreement on noise.
 
-    A restart succeeds when the input would pass the twin detector unflagged (twin score
-    below ``score_threshold``, all members predicting the same class) and, unless
-    ``confidence`` is ``None``, every member's top-class probability exceeds ``confidence``.
+    A restart succeeds when the input would pass the twin detector unflagged
+    (:func:`passes_detector`). The original's success-rate loop is this attack with
+    ``steps=200, lr=0.1`` under :data:`ORIGINAL_CONDITIONS`, its threshold 10 times the mean
+    symmetric KL (:func:`ood_utils.scores.original_reference`).
 
     Args:
         ensemble: at least two members.
         score_threshold: the detector's threshold in nats (e.g. ``10 * reference``).
         confidence: required top-class probability of every member, or ``None``.
-        Others as in :func:`fooling_attack`.
+        Others as in :func:`attack`.
 
     Returns:
         An :class:`AttackResult` whose ``probs`` are ``(N, R, K)``.
@@ -175,19 +316,7 @@ def joint_attack(ensemble: Ensemble, score_threshold: float, n_restarts: int = 1
         raise ValueError(f"score_threshold must be positive, got {score_threshold}")
     if confidence is not None and not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be a probability in (0, 1) or None, got {confidence}")
-
-    def passes(log_probs: torch.Tensor) -> torch.Tensor:
-        ok = (twin_score(log_probs) < score_threshold) & ~disagreement(log_probs)
-        if confidence is not None:
-            ok &= (log_probs.exp().amax(-1) > confidence).all(0)
-        return ok
-
-    with eval_mode(ensemble):
-        x, first = _attack_noise(
-            ensemble, objective=lambda x: joint_objective(ensemble(x)),
-            done=lambda x: passes(ensemble(x)), n_restarts=n_restarts, steps=steps, lr=lr,
-            seed=seed, shape=shape, progress=progress, desc="joint attack")
-        with torch.no_grad():
-            log_probs = ensemble(x)
-            success = passes(log_probs).cpu()
-    return AttackResult(images=x.cpu(), probs=log_probs.exp().cpu(), success=success, steps=first)
+    return attack(ensemble, loss=lambda lp: joint_objective(lp, distance=conditions.distance),
+                  success=lambda lp: passes_detector(lp, score_threshold, confidence),
+                  n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
+                  conditions=conditions, progress=progress, desc="joint attack")

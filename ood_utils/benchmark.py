@@ -69,6 +69,8 @@ def ood_sets(id_name: str, model: nn.Module, id_images: torch.Tensor, n_other: i
     Returns:
         ``{name: images}`` with the names ``"<other dataset>"``, ``"uniform noise"``,
         ``"fooling (ch. 1)"``, ``"fooling (this model)"``, ``"ID + strokes"``, ``"ID + text"``.
+        When ``model`` is chapter 1's CNN (member 0 of the MNIST twins), its own fooling images
+        *are* chapter 1's: the set is listed once, as ``"fooling (this model)"``.
     """
     prof = profile or get_profile()
     check_images(id_images, channels=1)
@@ -76,14 +78,18 @@ def ood_sets(id_name: str, model: nn.Module, id_images: torch.Tensor, n_other: i
     n_other = id_images.shape[0] if n_other is None else n_other
     attack = attacks.fooling_attack(model, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
                                     threshold=0.8, seed=0, progress=progress)
-    return {
+    chapter1 = chapter1_fooling_images(prof, progress)
+    sets = {
         DISPLAY[other]: data.load(other, "test", n=n_other).images,
         "uniform noise": data.uniform_noise(n_noise or prof.n_noise, seed=1),
-        "fooling (ch. 1)": chapter1_fooling_images(prof, progress),
+        "fooling (ch. 1)": chapter1,
         "fooling (this model)": attack.images,
         "ID + strokes": data.corrupt(id_images[0::2], "strokes", seed=0),
         "ID + text": data.corrupt(id_images[1::2], "text", seed=0),
     }
+    if torch.equal(chapter1, attack.images.cpu()):  # the model is chapter 1's CNN: one set, not two
+        del sets["fooling (ch. 1)"]
+    return sets
 
 
 def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensemble: Ensemble,

@@ -47,7 +47,8 @@ def _version(package: str) -> str:
 
 
 def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]],
-           tables: dict[str, pandas.DataFrame] | None = None) -> Path:
+           tables: dict[str, pandas.DataFrame] | None = None,
+           claims: dict[str, dict[str, object]] | None = None) -> Path:
     """Save a chapter's key numbers, with the original's value where there is one.
 
     Args:
@@ -55,6 +56,8 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
         results: ``{name: value}`` or ``{name: (value, original)}``.
         tables: optional ``{name: DataFrame}`` saved as lists of row records (read them back
             with :func:`load_results` and ``pandas.DataFrame(payload["tables"][name])``).
+        claims: optional ``{claim key: row}`` of :func:`ood_utils.replication.claim_record`: this
+            chapter's numbers for the original's claims, which the Replication page collects.
 
     Returns:
         The JSON file written: ``<results_dir>/<profile>/<chapter>.json``, with the profile,
@@ -78,6 +81,12 @@ def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str 
                "results": rows}
     if tables:
         payload["tables"] = {name: json.loads(df.to_json(orient="records")) for name, df in tables.items()}
+    if claims:
+        from .replication import claim
+
+        for key in claims:
+            claim(key)  # refuses a key that names no claim of the original
+        payload["claims"] = json.loads(json.dumps(claims, default=float))
     path = results_dir() / profile / f"{chapter}.json"
     atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=1).encode()))
     return path

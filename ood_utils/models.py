@@ -8,6 +8,7 @@ log-probabilities ``(N, B, C)``, the input of every score in :mod:`ood_utils.sco
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import contextlib
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -42,6 +43,10 @@ class MnistCNN(nn.Module):
         num_classes: output classes.
         dropout: keep the two dropout layers (0.25 and 0.5) of the original.
         batchnorm: add batch normalisation after each convolution (a training-scheme variant).
+        channel_dropout: the first dropout drops whole channels (``nn.Dropout2d(0.25)``), as in
+            the original's code (PyTorch's MNIST example of early 2020); the default drops single
+            activations (``nn.Dropout``). The second dropout acts on single activations either
+            way (the original's ``nn.Dropout2d(0.5)`` on a ``(B, 128)`` tensor did too).
 
     Shapes: ``x: (B, 1, 28, 28)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
@@ -51,14 +56,14 @@ class MnistCNN(nn.Module):
               "penultimate": "relu_2", "logits": "fc2"}
 
     def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
-                 dropout: bool = True, batchnorm: bool = False) -> None:
+                 dropout: bool = True, batchnorm: bool = False, channel_dropout: bool = False) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.conv2 = nn.Conv2d(32, 64, 3, 1)
         self.bn1 = nn.BatchNorm2d(32) if batchnorm else nn.Identity()
         self.bn2 = nn.BatchNorm2d(64) if batchnorm else nn.Identity()
-        self.dropout1 = nn.Dropout(0.25 if dropout else 0.0)
+        self.dropout1 = (nn.Dropout2d if channel_dropout else nn.Dropout)(0.25 if dropout else 0.0)
         self.dropout2 = nn.Dropout(0.5 if dropout else 0.0)
         self.fc1 = nn.Linear(9216, 128)
         self.fc2 = nn.Linear(128, num_classes)
@@ -91,6 +96,11 @@ class ResNet18(nn.Module):
     ``resnet18`` (randomly initialised). Any input size of at least 28x28 works (the
     stem and four stages reduce it by 32, then global average pooling).
 
+    With ``input_size`` (the original's Exp 2 bis used 224), every image is first resized
+    bilinearly to ``input_size x input_size``, inside the network, as the original's
+    ``transforms.Resize((224, 224))`` did to each image before it: the data, attacks and scores
+    stay at 28x28, and the network costs about 64 times more per image.
+
     Shapes: ``x: (B, 1, H, W)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
 
@@ -99,10 +109,14 @@ class ResNet18(nn.Module):
               "layer3": "net.layer3.1.relu_1", "layer4": "net.layer4.1.relu_1",
               "penultimate": "flatten", "logits": "net.fc"}
 
-    def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10) -> None:
+    def __init__(self, mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
+                 input_size: int | None = None) -> None:
         super().__init__()
         from torchvision.models import resnet18
 
+        if input_size is not None and input_size < 28:
+            raise ValueError(f"input_size must be at least 28 (or None), got {input_size}")
+        self.input_size = input_size
         self.normalize = Normalize(mean, std)
         self.net = resnet18(weights=None, num_classes=num_classes)
         self.net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -110,6 +124,9 @@ class ResNet18(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations ``(B, 512)`` (after global average pooling)."""
         net = self.net
+        if self.input_size is not None:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False)
         x = net.maxpool(net.relu(net.bn1(net.conv1(self.normalize(x)))))
         x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
         return torch.flatten(net.avgpool(x), 1)
@@ -127,7 +144,9 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": MnistCNN,                                                     # the original network
     "cnn-nodropout": lambda **kw: MnistCNN(dropout=False, **kw),
     "cnn-batchnorm": lambda **kw: MnistCNN(batchnorm=True, **kw),
-    "resnet18": ResNet18,
+    "cnn-dropout2d": lambda **kw: MnistCNN(channel_dropout=True, **kw),  # the original's code
+    "resnet18": ResNet18,                                                # at the data's 28x28
+    "resnet18-224": lambda **kw: ResNet18(input_size=224, **kw),         # the original's Exp 2 bis
 }
 
 
@@ -247,15 +266,36 @@ class RandomStreams:
         return result
 
 
+def input_normalization(model: nn.Module) -> tuple[float, float]:
+    """``(mean, std)`` of the first :class:`Normalize` inside ``model`` (an ensemble's first member's).
+
+    A member maps pixels ``x`` in ``[0, 1]`` to ``(x - mean) / std`` before its first layer; the
+    original experiments fed ``torch.rand`` straight into that normalised space.
+    """
+    norm = next((m for m in model.modules() if isinstance(m, Normalize)), None)
+    if norm is None:
+        raise ValueError(f"{type(model).__name__} has no Normalize layer: its input normalisation is unknown")
+    return float(norm.mean), float(norm.std)
+
+
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode (dropout off, batch-norm statistics frozen), then restore its mode."""
-    was_training = model.training
-    model.eval()
+def model_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Put ``model`` in train (``training=True``: dropout on) or eval mode, then restore its modes.
+
+    Every submodule's own mode is restored, not just the top module's.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(training)
     try:
         yield model
     finally:
-        model.train(was_training)
+        for m, was_training in modes:
+            m.training = was_training
+
+
+def eval_mode(model: nn.Module) -> "contextlib.AbstractContextManager[nn.Module]":
+    """Put ``model`` in eval mode (dropout off, batch-norm statistics frozen), then restore its mode."""
+    return model_mode(model, training=False)
 
 
 @torch.inference_mode()

@@ -1,19 +1,20 @@
 """Train all members of an ensemble together, and cache each member keyed by its config.
 
 Every member sees the same mini-batches in the same order; the loss is the sum
-of the members' negative log-likelihoods, minimised by one Adadelta optimiser
-(lr 1.0, StepLR gamma 0.7 per epoch, as in PyTorch's MNIST example). Since the
-members share no parameters, the summed loss gives each member exactly the
-gradient it would get alone; only the random init and the dropout masks differ.
-Each member draws its masks from its own random stream, so it trains bit for bit
-as it would alone, and the cache stores members, not ensembles.
+of the members' negative log-likelihoods, minimised by one optimiser: by default
+Adadelta (lr 1.0, StepLR gamma 0.7 per epoch, as in PyTorch's MNIST example and the
+original's Exp 1), or the original's Exp 2-4 recipe, Adam with a ``CyclicLR`` stepped
+once per epoch (:data:`RECIPES`). Since the members share no parameters, the summed
+loss gives each member exactly the gradient it would get alone; only the random init
+and the dropout masks differ. Each member draws its masks from its own random stream,
+so it trains bit for bit as it would alone, and the cache stores members, not ensembles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import (Profile, atomic_write, cache_dir, config_key, get_device, get_profile,
-                     load_or_report)
+from .config import (Profile, atomic_write, cache_dir, config_fields, config_key, get_device,
+                     get_profile, load_or_report)
 from .models import Ensemble, RandomStreams, build_model, predict_log_probs
 
 #: Bumped whenever the training code changes in a way that changes the weights.
 FORMAT_VERSION = 2
+
+#: Training recipes (optimiser and learning-rate schedule), see :class:`TrainConfig`.
+RECIPES = ("adadelta", "adam-cyclic")
+
+#: Input normalisations, see :class:`TrainConfig`.
+NORMALIZATIONS = ("dataset", "mnist")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,18 @@ class TrainConfig:
         augment: shift each training image by up to 2 pixels (the same shifted batch for all members).
         identical_init: initialise every member from ``seed`` (the sanity check of chapter 6).
         sync_dropout: every member draws the same dropout masks at every step.
+        recipe: the optimiser and schedule, one of :data:`RECIPES`. ``"adadelta"``: Adadelta at
+            ``lr``, multiplied by ``gamma`` after every epoch (PyTorch's MNIST example; the
+            original's Exp 1 and attacks). ``"adam-cyclic"``: the original's Exp 2-4, Adam with
+            ``CyclicLR(base_lr=0, max_lr=lr, step_size_up=200)`` stepped once per *epoch*, so
+            epoch ``k`` trains at ``(k - 1) * lr / 200`` and epoch 1 at exactly 0 (the original
+            used ``lr=1e-2``; ``gamma`` is unused).
+        normalization: the members' input normalisation, one of :data:`NORMALIZATIONS`:
+            ``"dataset"``, the training set's own pixel statistics (the book), or ``"mnist"``,
+            MNIST's for both datasets (the original's code).
+        shared_module: every member is one and the same module, as in the original's Exp 3
+            (``MultiNet(m, m)``): it is trained by the members' summed loss, each member's pass
+            with its own dropout masks, and in eval mode all members give bit-identical outputs.
     """
 
     dataset: str = "mnist"
@@ -63,6 +82,9 @@ class TrainConfig:
     augment: bool = False
     identical_init: bool = False
     sync_dropout: bool = False
+    recipe: str = "adadelta"
+    normalization: str = "dataset"
+    shared_module: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", data.check_name(self.dataset))
@@ -76,6 +98,16 @@ class TrainConfig:
             raise ValueError(f"need lr > 0 and 0 < gamma <= 1, got lr={self.lr}, gamma={self.gamma}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}: expected one of {RECIPES}")
+        if self.recipe == "adam-cyclic" and self.lr > 0.1:
+            raise ValueError(f"recipe 'adam-cyclic' takes Adam's largest learning rate as lr (the "
+                             f"original used 1e-2), got lr={self.lr} (Adadelta's default)")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {self.normalization!r}: expected one of "
+                             f"{NORMALIZATIONS}")
+        if self.normalization == self.dataset:  # a dataset's own statistics: one name, one key
+            object.__setattr__(self, "normalization", "dataset")
 
     @classmethod
     def from_profile(cls, profile: Profile | str | None = None, budget: str = "main",
@@ -98,7 +130,11 @@ class TrainConfig:
         return cls(**base)  # type: ignore[arg-type]
 
     def key(self) -> str:
-        """A short hash of every field plus :data:`FORMAT_VERSION`: the cache key."""
+        """A short hash of the fields that differ from their defaults, plus :data:`FORMAT_VERSION`.
+
+        Fields at their default values are left out, so adding a field (with a default that
+        keeps the old behaviour) leaves every existing key, and cached member, valid.
+        """
         return config_key(self, FORMAT_VERSION)
 
 
@@ -112,25 +148,28 @@ class History:
         seconds: wall-clock training time per epoch, shared equally among the members that
             trained together (an ensemble assembled from the cache adds its members' shares).
         device: where it trained.
+        lr: the learning rate of each epoch.
     """
 
     loss: list[list[float]] = field(default_factory=list)
     train_accuracy: list[list[float]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     device: str = "cpu"
+    lr: list[float] = field(default_factory=list)
 
     def member(self, i: int) -> "History":
         """Member ``i``'s own record (its time share per epoch)."""
         n = len(self.loss[0]) if self.loss else 1
         return History([[e[i]] for e in self.loss], [[e[i]] for e in self.train_accuracy],
-                       [t / n for t in self.seconds], self.device)
+                       [t / n for t in self.seconds], self.device, list(self.lr))
 
     @classmethod
     def join(cls, members: "list[History]") -> "History":
         """The record of an ensemble from its members' records (the inverse of :meth:`member`)."""
         return cls([sum(e, []) for e in zip(*(h.loss for h in members))],
                    [sum(e, []) for e in zip(*(h.train_accuracy for h in members))],
-                   [sum(e) for e in zip(*(h.seconds for h in members))], members[0].device)
+                   [sum(e) for e in zip(*(h.seconds for h in members))], members[0].device,
+                   list(members[0].lr))
 
 
 #: Dropout stream seeds are offset from init seeds, so that a member's masks are not drawn
@@ -141,13 +180,13 @@ DROPOUT_SEED_OFFSET = 10_000
 def member_seeds(config: TrainConfig, i: int) -> tuple[int, int]:
     """``(init seed, dropout seed)`` of member ``i``: with the config, all that makes it unique.
 
-    Member ``i`` is initialised from ``seed + i`` (``seed`` with ``identical_init``) and draws
-    its dropout masks from stream ``DROPOUT_SEED_OFFSET + seed + i`` (``+ seed`` for every
-    member with ``sync_dropout``).
+    Member ``i`` is initialised from ``seed + i`` (``seed`` with ``identical_init`` or
+    ``shared_module``) and draws its dropout masks from stream ``DROPOUT_SEED_OFFSET + seed + i``
+    (``+ seed`` for every member with ``sync_dropout``).
     """
     if not 0 <= i < config.n_members:
         raise ValueError(f"member index {i} out of range for {config.n_members} members")
-    init = config.seed if config.identical_init else config.seed + i
+    init = config.seed if config.identical_init or config.shared_module else config.seed + i
     drop = DROPOUT_SEED_OFFSET + (config.seed if config.sync_dropout else config.seed + i)
     return init, drop
 
@@ -155,13 +194,30 @@ def member_seeds(config: TrainConfig, i: int) -> tuple[int, int]:
 def make_ensemble(config: TrainConfig, members: Sequence[int] | None = None) -> Ensemble:
     """A freshly initialised ensemble for ``config`` (member ``i`` from its init seed).
 
-    ``members`` picks which members to build (default: all ``config.n_members``).
+    ``members`` picks which members to build (default: all ``config.n_members``). With
+    ``shared_module`` there is one module, and every member is that module.
     """
-    mean, std = data.NORMALIZATION[config.dataset]
+    stats = config.dataset if config.normalization == "dataset" else config.normalization
+    mean, std = data.NORMALIZATION[stats]
     n_classes = len(data.DATASETS[config.dataset][1])
-    indices = range(config.n_members) if members is None else members
-    return Ensemble.from_seeds(lambda: build_model(config.arch, mean, std, n_classes),
-                               [member_seeds(config, i)[0] for i in indices])
+    indices = list(range(config.n_members) if members is None else members)
+    def factory() -> torch.nn.Module:
+        return build_model(config.arch, mean, std, n_classes)
+    if config.shared_module:
+        return Ensemble([Ensemble.from_seeds(factory, [config.seed])[0]] * len(indices))
+    return Ensemble.from_seeds(factory, [member_seeds(config, i)[0] for i in indices])
+
+
+def make_optimiser(config: TrainConfig, params: Iterable[torch.nn.Parameter]
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser of ``config.recipe`` over ``params``, and its schedule (stepped once per epoch)."""
+    if config.recipe == "adam-cyclic":
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        # The original's Exp 2-4: a schedule meant for batches, stepped once per epoch.
+        return opt, torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0.0, max_lr=config.lr,
+                                                      step_size_up=200, cycle_momentum=False)
+    opt = torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
 
 
 def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -189,16 +245,17 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
 
     ``members`` picks the member indices to train; each trains exactly as it would alone
     or in the full ensemble (same init, batches and dropout stream: bit-identical weights).
+    With ``shared_module`` the one module is trained by all members' passes, whatever ``members``.
     Returns the trained ensemble (in eval mode, on ``device``) and its :class:`History`.
     """
     device = get_device(str(device)) if device is not None else get_device()
-    members = list(range(config.n_members)) if members is None else list(members)
+    every = members is None or config.shared_module
+    members = list(range(config.n_members)) if every else list(members)
     # n=None with the full profile means "all training images".
     train = data.load(config.dataset, "train", n=config.n_train, profile="full")
     ens = make_ensemble(config, members).to(device)
     streams = _streams(config, members, device)
-    opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
+    opt, sched = make_optimiser(config, ens.parameters())
     order_gen = torch.Generator().manual_seed(config.seed)
     hist = History(device=str(device))
     n_batches = -(-len(train) // config.batch_size)
@@ -208,6 +265,7 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
     try:
         for _ in range(config.epochs):
             t0 = time.perf_counter()
+            hist.lr.append(float(opt.param_groups[0]["lr"]))
             nll, correct, seen = torch.zeros(len(members)), torch.zeros(len(members)), 0
             for x, y in data.batches(train.images, train.labels, config.batch_size,
                                      shuffle=True, generator=order_gen):
@@ -248,11 +306,17 @@ def member_path(config: TrainConfig, i: int, root: Path | str | None = None) -> 
     """
     init, drop = member_seeds(config, i)
     root = Path(root) if root is not None else cache_dir()
-    return root / f"{config.dataset}-{config.arch}-{_shared(config).key()}-i{init}-d{drop}.pt"
+    seeds = f"i{init}-shared" if config.shared_module else f"i{init}-d{drop}"
+    return root / f"{config.dataset}-{config.arch}-{_shared(config).key()}-{seeds}.pt"
 
 
 def _shared(config: TrainConfig) -> TrainConfig:
-    """The settings every member of ``config`` trains with (without the count and seed rules)."""
+    """The settings every member of ``config`` trains with (without the count and seed rules).
+
+    A shared module is trained by every member's pass, so all of its config matters.
+    """
+    if config.shared_module:
+        return config
     return dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
 
 
@@ -263,7 +327,9 @@ def checkpoint_paths(config: TrainConfig, root: Path | str | None = None) -> lis
 
 def _member_payload(config: TrainConfig, i: int) -> dict:
     init, drop = member_seeds(config, i)
-    return {"format": FORMAT_VERSION, "config": dataclasses.asdict(_shared(config)),
+    if config.shared_module:  # one file for all members: it records every pass's stream
+        drop = [member_seeds(config, j)[1] for j in range(config.n_members)]
+    return {"format": FORMAT_VERSION, "config": config_fields(_shared(config)),
             "init_seed": init, "dropout_seed": drop}
 
 
@@ -346,7 +412,7 @@ def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | st
     train = data.load(config.dataset, "train", n=(n_steps + warmup) * config.batch_size, profile="full")
     ens = make_ensemble(config).to(device).train()
     streams = _streams(config, range(config.n_members), device)
-    opt = torch.optim.Adadelta(ens.parameters(), lr=config.lr)
+    opt, _ = make_optimiser(config, ens.parameters())
     elapsed = 0.0
     for i, (x, y) in enumerate(data.batches(train.images, train.labels, config.batch_size)):
         if i == warmup and device.type == "cuda":

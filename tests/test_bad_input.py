@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ood_utils import attacks, config, data, metrics, scores, text
+from ood_utils import attacks, config, data, metrics, replication, scores, text
 from ood_utils.detectors import TwinDetector
-from ood_utils.models import Ensemble, MnistCNN, predict_log_probs
+from ood_utils.models import Ensemble, MnistCNN, ResNet18, predict_log_probs
 from ood_utils.train import TrainConfig
 
 from conftest import random_log_probs
@@ -58,6 +58,45 @@ CASES = {
     "detectors: a twin detector with one member": (lambda: TwinDetector(Ensemble([MnistCNN()])), "2"),
     "attacks: no restarts": (lambda: attacks.fooling_attack(CNN, n_restarts=0, progress=False), "n_restarts"),
     "data: noise of size 0": (lambda: data.uniform_noise(0), "n"),
+    # the original's protocol, as options
+    "train: an unknown recipe": (lambda: TrainConfig(recipe="sgd"), "adam-cyclic"),
+    "train: Adadelta's lr for the Adam recipe": (lambda: TrainConfig(recipe="adam-cyclic"), "1e-2"),
+    "train: an unknown normalisation": (lambda: TrainConfig(normalization="imagenet"), "normalization"),
+    "models: ResNet-18 input smaller than the images": (lambda: ResNet18(input_size=16), "input_size"),
+    "scores: the original's score of one member": (lambda: scores.original_score(LP[:1]), "at least 2"),
+    "scores: the original's score of probabilities": (lambda: scores.original_score(probabilities()), "log"),
+    "scores: the original's reference in batches of 0": (lambda: scores.original_reference(LP, batch_size=0),
+                                                         "batch_size"),
+    "scores: the original's reference of one member": (lambda: scores.original_reference(LP[:1]), "at least 2"),
+    "scores: a flag rule with an unknown statistic": (lambda: scores.FlagRule(statistic="mean"), "statistic"),
+    "scores: a flag rule with an unknown reference": (lambda: scores.FlagRule(reference="median"), "reference"),
+    "scores: a flag rule with an unknown disagreement": (lambda: scores.FlagRule(disagreement="some"),
+                                                         "disagreement"),
+    "scores: a flag rule with k = 0": (lambda: scores.FlagRule(k=0), "k must be positive"),
+    "scores: a zero reference, even signed": (lambda: scores.flag(LP[0, :, 0], 0.0, signed_reference=True),
+                                              "non-zero"),
+    "scores: a negative reference, unsigned": (lambda: scores.flag(LP[0, :, 0], -1e-9), "positive"),
+    "attacks: unknown attack conditions": (lambda: attacks.AttackConditions(dropout="half"), "dropout"),
+    "attacks: unknown start space": (lambda: attacks.AttackConditions(start="logits"), "start"),
+    "attacks: an unknown distance": (lambda: attacks.joint_objective(LP, distance="l1"), "distance"),
+    "attacks: bounds the wrong way round": (lambda: attacks.optimise_inputs(
+        lambda x: x.sum((1, 2, 3)), lambda x: x[:, 0, 0, 0] > 2, torch.rand(1, 1, 28, 28), 1,
+        bounds=(1.0, 0.0), progress=False), "bounds"),
+    "attacks: normalised start on a model without normalisation": (lambda: attacks.fooling_attack(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), n_restarts=1, steps=1,
+        progress=False, conditions=attacks.ORIGINAL_CONDITIONS), "Normalize"),
+    "replication: unknown experiment": (lambda: replication.experiment_config("E9", "book"), "E9"),
+    "replication: unknown protocol": (lambda: replication.experiment_config("E2", "mine"), "protocol"),
+    "replication: unknown claim": (lambda: replication.verdict("E2 cnn AUROC", 0.9, 0.9), "unknown claim"),
+    "replication: a ladder step that sets no factor": (lambda: replication.Step("nothing", "choice", {}),
+                                                       "changes no factor"),
+    "replication: a ladder step of unknown kind": (lambda: replication.Step("x", "taste", {"a": 1}), "kind"),
+    "replication: a ladder step on an unknown factor": (lambda: replication.ladder(
+        {"a": 1}, [replication.Step("b", "choice", {"b": 2})], lambda s: {}), "unknown factors"),
+    "replication: a ladder step that changes nothing": (lambda: replication.ladder(
+        {"a": 1}, [replication.Step("a", "choice", {"a": 1})], lambda s: {}), "changes nothing"),
+    "replication: a ladder that misses its end": (lambda: replication.ladder(
+        {"a": 1}, [replication.Step("a", "choice", {"a": 2})], lambda s: {}, end={"a": 3}), "ends at"),
 }
 
 

@@ -26,3 +26,16 @@ def test_ood_sets_are_complete_deterministic_and_in_pixel_range(monkeypatch, tmp
     again = benchmark.ood_sets("mnist", model, id_images, profile=prof)
     assert all(torch.equal(sets[k], again[k]) for k in sets)
     assert benchmark.other_dataset("FashionMNIST") == "mnist"
+
+
+@needs_data
+def test_chapter_ones_cnn_gets_its_fooling_images_once(monkeypatch, tmp_path):
+    """For chapter 1's CNN (member 0 of the MNIST twins) "fooling (ch. 1)" and "this model" are one set."""
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))
+    prof = config.get_profile("fast").replace(n_train=500, epochs=1, attack_restarts=3,
+                                              attack_steps=20, n_noise=7)
+    from ood_utils import train
+    cnn = train.get_ensemble(train.TrainConfig.from_profile(prof, dataset="mnist", n_members=2),
+                             progress=False)[0][0]
+    sets = benchmark.ood_sets("mnist", cnn, data.load("mnist", "test", n=10).images, profile=prof)
+    assert "fooling (ch. 1)" not in sets and len(sets["fooling (this model)"]) == 3

@@ -29,7 +29,7 @@ def test_toc_lists_the_chapters():
         "01_fooling_attack.ipynb", "02_twin_training.ipynb", "03_kl_calibration.ipynb",
         "04_attacking_twins.ipynb", "05_mnist_fashion.ipynb", "06_identical_init.ipynb",
         "07_ensembles.ipynb", "08_training_schemes.ipynb", "09_baselines.ipynb",
-        "10_weights_only.ipynb", "11_text.ipynb", "results.ipynb"]
+        "10_weights_only.ipynb", "11_text.ipynb", "results.ipynb", "replication.ipynb"]
 
 
 @pytest.mark.notebooks
@@ -58,8 +58,9 @@ def test_book_executes_within_its_time_budget(book):
 
 @pytest.mark.notebooks
 def test_chapters_ran_in_reverse_order(book):
-    """Last chapter first: none may depend on an earlier one; the results page collects them last."""
-    assert book["order"] == [p.name for p in CHAPTERS][::-1] + ["results.ipynb"]
+    """Last chapter first: none may depend on an earlier one; the results and replication pages
+    collect them last."""
+    assert book["order"] == [p.name for p in CHAPTERS][::-1] + ["results.ipynb", "replication.ipynb"]
 
 
 @pytest.mark.notebooks

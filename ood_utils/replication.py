@@ -1,0 +1,452 @@
+"""The original's experiments: its protocol as settings of the package, its published numbers,
+and ladders that walk from its protocol to the book's one change at a time.
+
+The book reproduces N. Patry's post "Self KL-divergence for detecting out of distribution
+data" (2020). Its numbers come from the executed notebook it was published from,
+``_notebooks/2020-02-26-self-kl-models.ipynb`` in the repository ``Narsil/Narsil.github.io``
+(last change d08728e, 2020-07-27); :data:`CLAIMS` cites the cell of each.
+
+- :func:`experiment_config` gives the training configuration of an experiment (``"E1"`` the
+  attacks, ``"E2"`` MNIST <-> FashionMNIST, ``"E2bis"`` ResNet-18, ``"E3"`` identical
+  initialisation, ``"E4"`` ensembles) under either protocol: the original's code or the book's.
+  Both are options of the one training mechanism (:class:`ood_utils.train.TrainConfig`).
+- :func:`ladder` measures a protocol, then changes one factor per row until it reaches the
+  other protocol, so every difference between two numbers is attributed to a named change.
+- :func:`verdict` compares a claim's published number with this run's under both protocols.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import attacks, scores
+from .config import Profile
+from .train import TrainConfig
+
+#: The published notebook every "original" number comes from.
+SOURCE = ("Narsil/Narsil.github.io, _notebooks/2020-02-26-self-kl-models.ipynb "
+          "(d08728e, 2020-07-27)")
+
+EXPERIMENTS = ("E1", "E2", "E2bis", "E3", "E4")  # the image experiments; E5 is the text one
+PROTOCOLS = ("original", "book")
+
+#: What a protocol is made of. Training: ``recipe`` (``"adam-cyclic"``: the original's Exp 2-4,
+#: or ``"adadelta"``), ``network`` (an architecture of :data:`ood_utils.models.ARCHITECTURES`),
+#: ``normalization`` (``"mnist"`` for both datasets, or ``"dataset"``), ``members``
+#: (``"independent"``, ``"identical"`` initial weights in separate copies, or one ``"shared"``
+#: module) and ``budget`` (``"sweep"``, ``"main"``: the profile's; ``"original"``: 60,000 images,
+#: 14 epochs). Scoring: the fields of :class:`ood_utils.scores.FlagRule`.
+TRAINING_FACTORS = ("recipe", "network", "normalization", "members", "budget")
+RULE_FACTORS = ("statistic", "reference", "disagreement", "precision", "log_target")
+#: The recipes' optimiser settings.
+RECIPE_FIELDS: dict[str, dict[str, object]] = {"adam-cyclic": {"recipe": "adam-cyclic", "lr": 1e-2},
+                                               "adadelta": {"recipe": "adadelta", "lr": 1.0}}
+
+
+def protocol_factors(experiment: str, protocol: str, dataset: str = "mnist",
+                     scoring: bool = True) -> dict[str, object]:
+    """The training and scoring factors of ``experiment`` under ``protocol``.
+
+    ``"original"`` is the original's code: PyTorch's MNIST CNN of early 2020 (channel dropout,
+    MNIST's normalisation for both datasets), Adadelta for Exp 1 and the attacks, Adam with a
+    per-epoch ``CyclicLR`` for Exp 2-4, one module used twice in Exp 3, ResNet-18 at 224x224 in
+    Exp 2 bis, and :data:`ood_utils.scores.ORIGINAL_RULE`. ``"book"`` is the book's choice for
+    every experiment (separate copies from identical weights in Exp 3, ResNet-18 at 28x28).
+    On MNIST the two normalisations are one (MNIST's own statistics): ``"dataset"``. Without
+    ``scoring``, only the training factors (:data:`TRAINING_FACTORS`).
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}: expected one of {EXPERIMENTS}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+    rule = scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
+    out: dict[str, object] = {name: getattr(rule, name) for name in RULE_FACTORS}
+    original = protocol == "original"
+    resnet = experiment == "E2bis"
+    out.update(recipe="adam-cyclic" if original and experiment != "E1" else "adadelta",
+               network=("resnet18-224" if original else "resnet18") if resnet
+               else ("cnn-dropout2d" if original else "cnn"),
+               normalization="mnist" if original and dataset != "mnist" else "dataset",
+               members="independent" if experiment != "E3" else "shared" if original else "identical",
+               budget="original" if original else "main")
+    return out if scoring else {k: out[k] for k in TRAINING_FACTORS}
+
+
+#: The factors of an attack: the fields of :class:`ood_utils.attacks.AttackConditions`, the
+#: number of ``steps`` and Adadelta's ``lr``.
+ATTACK_FACTORS = tuple(f.name for f in dataclasses.fields(attacks.AttackConditions)) + ("steps", "lr")
+
+
+def attack_factors(conditions: attacks.AttackConditions, steps: int, lr: float = 1.0,
+                   joint: bool = False) -> dict[str, object]:
+    """An attack's factors: its conditions (without the joint attack's ``distance`` unless
+    ``joint``), ``steps`` and ``lr``."""
+    out = {**dataclasses.asdict(conditions), "steps": steps, "lr": lr}
+    if not joint:
+        del out["distance"]
+    return out
+
+
+def attack_conditions(factors: Mapping[str, object]) -> attacks.AttackConditions:
+    """The :class:`ood_utils.attacks.AttackConditions` of an attack's factors (others ignored)."""
+    names = [f.name for f in dataclasses.fields(attacks.AttackConditions)]
+    return attacks.AttackConditions(**{k: factors[k] for k in names if k in factors})
+
+
+def train_config(factors: Mapping[str, object], dataset: str = "mnist", n_members: int = 2,
+                 profile: Profile | str | None = None, **overrides: object) -> TrainConfig:
+    """The :class:`TrainConfig` of a protocol's training factors (:data:`TRAINING_FACTORS`).
+
+    Missing factors take the book's values; other keys of ``factors`` are ignored.
+    """
+    budget = factors.get("budget", "main")
+    if budget not in ("sweep", "main", "original"):
+        raise ValueError(f"unknown budget {budget!r}: expected 'sweep', 'main' or 'original'")
+    recipe = factors.get("recipe", "adadelta")
+    if recipe not in RECIPE_FIELDS:
+        raise ValueError(f"unknown recipe {recipe!r}: expected one of {tuple(RECIPE_FIELDS)}")
+    members = factors.get("members", "independent")
+    if members not in ("independent", "identical", "shared"):
+        raise ValueError(f"unknown members {members!r}: expected 'independent', 'identical' or 'shared'")
+    fields: dict[str, object] = {
+        "dataset": dataset, "n_members": n_members, "arch": factors.get("network", "cnn"),
+        "normalization": factors.get("normalization", "dataset"), **RECIPE_FIELDS[recipe],
+        "identical_init": members == "identical", "shared_module": members == "shared"}
+    if budget == "original":
+        fields.update(n_train=None, epochs=14)
+    fields.update(overrides)
+    return TrainConfig.from_profile(profile, budget="main" if budget == "original" else budget, **fields)
+
+
+def flag_rule(factors: Mapping[str, object]) -> scores.FlagRule:
+    """The :class:`ood_utils.scores.FlagRule` of a protocol's scoring factors (:data:`RULE_FACTORS`)."""
+    return scores.FlagRule(**{k: factors[k] for k in RULE_FACTORS if k in factors})
+
+
+def experiment_config(experiment: str, protocol: str, dataset: str = "mnist", n_members: int = 2,
+                      profile: Profile | str | None = None, budget: str = "main",
+                      **overrides: object) -> TrainConfig:
+    """The training configuration of one of the original's experiments under ``protocol``.
+
+    Args:
+        experiment: one of :data:`EXPERIMENTS`. ``"E1"``: the CNN and twins of the attacks;
+            ``"E2"``: CNN twins on one dataset; ``"E2bis"``: ResNet-18 twins; ``"E3"``: identical
+            initialisation; ``"E4"``: ensembles of ``n_members``.
+        protocol: ``"original"`` or ``"book"`` (:func:`protocol_factors`).
+        budget: ``"sweep"``, ``"main"`` (the profile's) or ``"original"`` (60,000 images,
+            14 epochs): the same for both protocols, so that they differ in nothing else.
+        overrides: any other :class:`TrainConfig` field.
+    """
+    factors = {**protocol_factors(experiment, protocol, dataset), "budget": budget}
+    return train_config(factors, dataset, n_members, profile, **overrides)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One number of the original, as published.
+
+    Attributes:
+        key: identifier, e.g. ``"E2 cnn mnist AUROC"``.
+        text: what the original claims, in a few words.
+        published: the number (a share as a fraction: 73.34% is 0.7334).
+        cell: where it is printed (``"[35]"``: cell 35 of the published notebook; ``"text after
+            [25]"``: the prose that follows it).
+        tolerance: how far this run may land and still reproduce it: absolute, or relative
+            (a factor) when ``relative``.
+        relative: compare ratios instead of differences (for references, which span decades).
+        at_most: the original gives an upper bound ("below 20"): any value up to ``published``
+            reproduces it (and up to ``tolerance`` above it, or that factor with ``relative``).
+    """
+
+    key: str
+    text: str
+    published: float
+    cell: str
+    tolerance: float
+    relative: bool = False
+    at_most: bool = False
+
+    def matches(self, value: float | None) -> bool:
+        """``value`` reproduces the claim within :attr:`tolerance`."""
+        if value is None or not math.isfinite(value):
+            return False
+        if self.at_most and value <= self.published:
+            return True
+        if self.relative:
+            if value == 0 or (value > 0) != (self.published > 0):
+                return False
+            ratio = value / self.published
+            return max(ratio, 1 / ratio) <= self.tolerance
+        return abs(value - self.published) <= self.tolerance
+
+
+def _claims() -> dict[str, Claim]:
+    # Tolerances: an AUROC within 0.02 (different seeds move it by about 0.01 at full scale),
+    # a flagged share within 3 points when small (ID) and 8 when large (OOD), an attack's
+    # success rate within 15 points (100 restarts: a binomial sd of up to 5 points, fewer in
+    # the fast profile), a reference within a factor of 2 (a mean of a heavy-tailed score);
+    # Exp 3's shares within 2 points (round-off flags almost nothing or a few per cent).
+    rows = [
+        Claim("E1 fooling success", "the fooling attack makes the CNN > 80% sure of noise (100 restarts)",
+              1.0, "[8]", 0.15),
+        Claim("E1 twin-1 attack flagged", "an attack on twin 1 alone is caught by the twins "
+              "(one example: KL/ref 587.7 and 153.0)", 1.0, "[23]", 0.15),
+        Claim("E1 joint attack", "the joint attack succeeds with both twins > 80% sure", 0.0,
+              "text after [25] (\"around 0%\")", 0.15),
+        Claim("E1 joint attack, no confidence", "the joint attack passes the detector without the "
+              "confidence condition", 0.30, "text after [25] (\"30%\")", 0.15),
+    ]
+    e2 = {("cnn", "mnist"): (0.0204, 0.0350, 0.7334, 0.9693, "[35]"),
+          ("cnn", "fashionmnist"): (0.0490, 0.1040, 0.6141, 0.8572, "[35]"),
+          ("resnet18", "mnist"): (0.0286, 0.0342, 0.9416, 0.9920, "[40]"),
+          ("resnet18", "fashionmnist"): (0.1100, 0.0812, 0.8693, 0.9664, "[40]")}
+    names = {"mnist": "MNIST -> FashionMNIST", "fashionmnist": "FashionMNIST -> MNIST"}
+    for (arch, ds), (ref, fid, food, auc, cell) in e2.items():
+        exp = "E2" if arch == "cnn" else "E2bis"
+        what = f"{'CNN' if arch == 'cnn' else 'ResNet-18 (224x224)'} twins, {names[ds]}"
+        rows += [Claim(f"{exp} {ds} reference", f"{what}: reference (nats)", ref, cell, 2.0, True),
+                 Claim(f"{exp} {ds} ID flagged", f"{what}: share of ID test flagged", fid, cell, 0.03),
+                 Claim(f"{exp} {ds} OOD flagged", f"{what}: share of OOD test flagged", food, cell, 0.08),
+                 Claim(f"{exp} {ds} AUROC", f"{what}: AUROC", auc, cell, 0.02)]
+    rows += [Claim("E2 mnist accuracy", "MNIST test accuracy about 99%", 0.99, "text after [35]", 0.01),
+             Claim("E2 fashionmnist accuracy", "FashionMNIST test accuracy about 92%", 0.92,
+                   "text after [35]", 0.02)]
+    e3 = {"mnist": (-5.89e-9, 0.0936, 0.1036, 0.6250), "fashionmnist": (-1.06e-8, 0.0001, 0.0004, 0.5550)}
+    for ds, (ref, fid, food, auc) in e3.items():
+        what = f"identical twins, {names[ds]}"
+        rows += [Claim(f"E3 {ds} reference", f"{what}: reference (nats, negative: round-off)", ref,
+                       "[43]", 10.0, True),
+                 Claim(f"E3 {ds} ID flagged", f"{what}: share of ID test flagged", fid, "[43]", 0.02),
+                 Claim(f"E3 {ds} OOD flagged", f"{what}: share of OOD test flagged", food, "[43]", 0.02),
+                 Claim(f"E3 {ds} AUROC", f"{what}: AUROC (of round-off divided by a negative reference)",
+                       auc, "[43]", 0.02)]
+    e4 = {("mnist", 2): (0.0221, 0.0348, 0.7453, 0.9681), ("fashionmnist", 2): (0.0563, 0.1026, 0.7025, 0.8957),
+          ("mnist", 4): (0.0267, 0.0572, 0.9007, 0.9743), ("fashionmnist", 4): (0.0542, 0.1973, 0.8587, 0.9285),
+          ("mnist", 8): (0.0273, 0.0781, 0.9555, 0.9800), ("fashionmnist", 8): (0.0565, 0.2602, 0.9203, 0.9508)}
+    for (ds, n), (ref, fid, food, auc) in e4.items():
+        what = f"ensemble of {n}, {names[ds]}"
+        rows += [Claim(f"E4 {ds} N={n} reference", f"{what}: reference (nats)", ref, "[46]", 2.0, True),
+                 Claim(f"E4 {ds} N={n} ID flagged", f"{what}: share of ID test flagged", fid, "[46]", 0.03),
+                 Claim(f"E4 {ds} N={n} OOD flagged", f"{what}: share of OOD test flagged", food, "[46]", 0.08),
+                 Claim(f"E4 {ds} N={n} AUROC", f"{what}: AUROC", auc, "[46]", 0.02)]
+    # Experiment 5, text: no code and no printed number, three figures of per-paragraph twin KL
+    # (read off them: about 3 on the training book, below 20 on English test text, about 40 on
+    # French); the book compares the ratios to the training text, which do not depend on units.
+    rows += [Claim("E5 French / training text", "text twins: French scores about 13 times the training "
+                   "text (about 40 against 3)", 40 / 3, "the post's text figures", 2.0, relative=True),
+             Claim("E5 English test / training text", "text twins: held-out English scores below 7 times "
+                   "the training text (below 20 against 3)", 20 / 3, "the post's text figures", 1.0,
+                   at_most=True)]
+    return {c.key: c for c in rows}
+
+
+#: Every number of the original, keyed by :attr:`Claim.key`.
+CLAIMS: dict[str, Claim] = _claims()
+
+
+def published(key: str) -> float:
+    """The original's published number for claim ``key``."""
+    return claim(key).published
+
+
+def claim(key: str) -> Claim:
+    """The claim ``key`` of :data:`CLAIMS` (a ``ValueError`` names the close ones if unknown)."""
+    if key not in CLAIMS:
+        close = [k for k in CLAIMS if k.split()[0] == key.split()[0]] if key.split() else []
+        raise ValueError(f"unknown claim {key!r}" + (f"; claims of that experiment: {close}" if close else ""))
+    return CLAIMS[key]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of a :func:`ladder`: a change of one factor.
+
+    Attributes:
+        change: what changes, e.g. ``"dropout off during the attack"``.
+        kind: ``"correction"`` (the original's setting measures something other than what it
+            claims), ``"choice"`` (either setting is legitimate) or ``"scale"`` (more data or
+            epochs).
+        settings: ``{factor: new value}``, the factors this row changes (usually one).
+        why: one sentence: why the book changes it.
+    """
+
+    change: str
+    kind: str
+    settings: Mapping[str, object]
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("correction", "choice", "scale"):
+            raise ValueError(f"kind must be 'correction', 'choice' or 'scale', got {self.kind!r}")
+        if not self.settings:
+            raise ValueError(f"step {self.change!r} changes no factor")
+
+
+def ladder(start: Mapping[str, object], steps: Sequence[Step],
+           measure: Callable[[dict[str, object]], Mapping[str, float]],
+           end: Mapping[str, object] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Measure ``start`` (a protocol's factors), then apply ``steps`` one at a time, measuring each.
+
+    Args:
+        start: ``{factor: value}``, the first row's protocol (the original's).
+        steps: each changes the factors in its :attr:`Step.settings`, on top of the rows before.
+        measure: factors -> ``{metric: value}``; called once per row.
+        end: if given, the factors the last row must reach (the book's protocol); a
+            ``ValueError`` says which factor differs.
+
+    Returns:
+        One row per protocol: ``row`` (0 = ``start``), ``change`` and ``kind``, then the metrics.
+    """
+    state = dict(start)
+    for step in steps:
+        unknown = set(step.settings) - set(state)
+        if unknown:
+            raise ValueError(f"step {step.change!r} sets unknown factors {sorted(unknown)}; "
+                             f"the factors are {sorted(state)}")
+        if all(state[k] == v for k, v in step.settings.items()):
+            raise ValueError(f"step {step.change!r} changes nothing: the factors already have these values")
+        state.update(step.settings)
+    if end is not None and state != dict(end):
+        diff = {k: (state.get(k), end.get(k)) for k in set(state) | set(end) if state.get(k) != end.get(k)}
+        raise ValueError(f"the ladder ends at another protocol: {diff} (factor: (reached, expected))")
+    rows, state = [], dict(start)
+    bar = tqdm(total=len(steps) + 1, disable=not progress, desc="ladder", mininterval=1.0)
+    rows.append({"row": 0, "change": "the original's protocol", "kind": "", **measure(dict(state))})
+    bar.update()
+    for i, step in enumerate(steps, 1):
+        state.update(step.settings)
+        rows.append({"row": i, "change": step.change, "kind": step.kind, **measure(dict(state))})
+        bar.update()
+    bar.close()
+    return pd.DataFrame(rows).set_index("row")
+
+
+def e2_ladder(dataset: str = "mnist", n_members: int = 2
+              ) -> tuple[dict[str, object], list[Step], dict[str, object]]:
+    """The walk from the original's Exp 2 to the book's: ``(start, steps, end)`` for :func:`ladder`.
+
+    Training first (trained with the profile's "sweep" budget), then the training budget, then
+    the scoring rule: recipe, dropout, normalisation (FashionMNIST only: on MNIST the two are
+    one), budget, statistic, reference, and for more than two members the disagreement rule.
+    """
+    start = {**protocol_factors("E2", "original", dataset), "budget": "sweep"}
+    end = protocol_factors("E2", "book", dataset)
+    if n_members == 2:  # the first pair is every pair
+        start.pop("disagreement")
+        end.pop("disagreement")
+    steps = [
+        Step("Adadelta, decayed per epoch (not Adam under a per-epoch CyclicLR)", "correction",
+             {"recipe": "adadelta"}, "the original stepped a per-batch schedule once per epoch, so "
+             "epoch 1 trained at lr 0; the book uses PyTorch's MNIST recipe, as the original's Exp 1"),
+        Step("element-wise dropout (the book's CNN)", "choice", {"network": "cnn"},
+             "the book's CNN drops single activations after the convolutions"),
+    ]
+    if start["normalization"] != end["normalization"]:
+        steps.append(Step("each dataset normalised with its own statistics", "correction",
+                          {"normalization": "dataset"},
+                          "the original normalised FashionMNIST with MNIST's mean and std"))
+    steps += [
+        Step("the book's training budget", "scale", {"budget": "main"}),
+        Step("statistic: the larger directed KL", "choice", {"statistic": "max-directed"},
+             "the original took the larger term per class, then summed"),
+        Step("reference: the mean of the statistic itself", "correction", {"reference": "mean-score"},
+             "the original calibrated with the mean symmetric KL, another statistic than its score"),
+    ]
+    if n_members > 2:
+        steps.append(Step("disagreement of any two members", "choice", {"disagreement": "all-pairs"},
+                          "the original compared members 0 and 1 only"))
+    return start, steps, end
+
+
+def main_cause(table: pd.DataFrame, metric: str) -> tuple[str, float]:
+    """The row of a :func:`ladder` table that moves ``metric`` most: ``(change, difference)``."""
+    if metric not in table:
+        raise ValueError(f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}")
+    deltas = table[metric].astype(float).diff().iloc[1:]
+    if deltas.empty or deltas.isna().all():
+        raise ValueError(f"the ladder has no step that measures {metric!r}")
+    row = deltas.abs().idxmax()
+    return str(table.loc[row, "change"]), float(deltas[row])
+
+
+def verdict(key: str, original_protocol: float | None, book_protocol: float | None,
+            cause: str | None = None, scale: str = "original") -> str:
+    """How this run relates to the original's claim ``key``.
+
+    Args:
+        original_protocol: this run's number under the original's protocol (``None``: not run).
+        book_protocol: under the book's protocol (``None``: not run).
+        cause: the change that makes the difference (e.g. from :func:`main_cause`).
+        scale: ``"original"`` (60,000 images, 14 epochs) or the profile that ran (e.g. ``"fast"``).
+
+    Returns:
+        ``"reproduced"``, ``"reproduced only under the original's protocol: the cause is ..."``,
+        ``"not reproduced"`` (``"... at this scale"`` below the original's scale), or
+        ``"not run at this scale"`` (followed by what the book's protocol gives, if it ran).
+    """
+    c = claim(key)
+    if original_protocol is None:
+        if book_protocol is None:
+            return "not run at this scale"
+        return ("not run at this scale; the book's protocol "
+                + ("reproduces it" if c.matches(book_protocol) else "does not reproduce it"))
+    reduced = "" if scale == "original" else " at this scale"
+    if c.matches(original_protocol):
+        if book_protocol is None or c.matches(book_protocol):
+            return "reproduced" + ("" if book_protocol is not None else " (the book's protocol not run)")
+        return f"reproduced only under the original's protocol: the cause is {cause or 'not named'}"
+    if c.matches(book_protocol):
+        return f"not reproduced under the original's protocol{reduced}; the book's protocol gives it"
+    return "not reproduced" + reduced
+
+
+def claim_record(key: str, original_protocol: float | None, book_protocol: float | None,
+                 cause: str | None, scale: str) -> dict[str, object]:
+    """A claim's row for :func:`ood_utils.book.record` (``claims=``): the numbers and the verdict."""
+    c = claim(key)
+    return {"original protocol": original_protocol, "book protocol": book_protocol, "cause": cause,
+            "scale": scale, "published": c.published, "cell": c.cell,
+            "verdict": verdict(key, original_protocol, book_protocol, cause, scale)}
+
+
+def scale_of(config: TrainConfig) -> str:
+    """``"original"`` for the original's scale (all 60,000 images, 14 epochs), else the budget in words."""
+    if config.n_train is None and config.epochs == 14:
+        return "original"
+    images = "all" if config.n_train is None else f"{config.n_train:,}"
+    return f"{images} images, {config.epochs} epoch{'s' * (config.epochs != 1)}"
+
+
+def replication_table(chapters: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`, from the chapters' saved records.
+
+    Args:
+        chapters: ``{chapter: payload}`` as :func:`ood_utils.book.load_results` returns them;
+            a payload's ``"claims"`` holds :func:`claim_record` rows.
+
+    Returns:
+        Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original protocol``,
+        ``book protocol``, ``scale``, ``verdict`` and ``chapter``, in the order of :data:`CLAIMS`;
+        a claim that no chapter recorded is "not run at this scale".
+    """
+    found: dict[str, tuple[str, Mapping[str, object]]] = {}
+    for chapter, payload in chapters.items():
+        for key, row in (payload.get("claims") or {}).items():
+            if key in found:
+                raise ValueError(f"claim {key!r} recorded by both {found[key][0]} and {chapter}")
+            claim(key)
+            found[key] = (chapter, row)
+    rows = []
+    for key, c in CLAIMS.items():
+        chapter, row = found.get(key, ("", {}))
+        rows.append({"experiment": key.split()[0], "claim": c.text, "published": c.published,
+                     "cell": c.cell, "original protocol": row.get("original protocol"),
+                     "book protocol": row.get("book protocol"), "scale": row.get("scale", ""),
+                     "verdict": row.get("verdict", "not run at this scale"), "chapter": chapter})
+    return pd.DataFrame(rows)
