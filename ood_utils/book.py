@@ -34,6 +34,39 @@ def say(text: str) -> None:
     display(Markdown(text))
 
 
+def scale_note(budgets: tuple[str, ...] = ("main",), profile: str | None = None) -> str:
+    """One sentence saying at which scale a chapter's conclusions were drawn, and what would settle them.
+
+    Args:
+        budgets: the training budgets the chapter used: ``"main"`` and/or ``"sweep"``.
+        profile: the profile's name (default: the active one).
+
+    Example: "Measured in the fast profile: 10,000 training images for 3 epochs (4,000 for 2 where
+    many networks are trained), where the original trained on 60,000 for 14; a run at that scale
+    (``OOD_PROFILE=full``) would settle what depends on it."
+    """
+    prof = get_profile(profile)
+
+    def words(n: int | None, epochs: int) -> str:
+        return f"{'all 60,000' if n is None else f'{n:,}'} training images for {epochs} epoch{'s' * (epochs != 1)}"
+
+    parts = []
+    if "main" in budgets:
+        parts.append(words(prof.n_train, prof.epochs))
+    if "sweep" in budgets:
+        sweep = words(prof.sweep_n_train, prof.sweep_epochs)
+        parts.append(f"({sweep} where many networks are trained)" if parts else sweep)
+    if not parts:
+        raise ValueError(f"budgets must name 'main' and/or 'sweep', got {budgets!r}")
+    at_original = all((n is None and e == 14) for n, e in
+                      ([(prof.n_train, prof.epochs)] if "main" in budgets else [])
+                      + ([(prof.sweep_n_train, prof.sweep_epochs)] if "sweep" in budgets else []))
+    if at_original:
+        return f"Measured in the {prof.name} profile, at the original's scale: {' '.join(parts)}."
+    return (f"Measured in the {prof.name} profile: {' '.join(parts)}, where the original trained on "
+            f"60,000 for 14; a run at that scale (`OOD_PROFILE=full`) would settle what depends on it.")
+
+
 def results_dir() -> Path:
     """Where :func:`record` writes: ``$OOD_RESULTS_DIR`` or ``<user cache>/twin-kl/results``."""
     return env_path(RESULTS_ENV, user_cache() / "results")

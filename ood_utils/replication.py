@@ -365,10 +365,16 @@ def e2_ladder(dataset: str = "mnist", n_members: int = 2
 
 
 def main_cause(table: pd.DataFrame, metric: str) -> tuple[str, float]:
-    """The row of a :func:`ladder` table that moves ``metric`` most: ``(change, difference)``."""
+    """The row of a :func:`ladder` table that moves ``metric`` most: ``(change, difference)``.
+
+    Rows where ``metric`` is undefined (NaN) are skipped.
+    """
     if metric not in table:
         raise ValueError(f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}")
-    deltas = table[metric].astype(float).diff().iloc[1:]
+    values = table[metric].astype(float)
+    # a row without a value (a reference of 0 cannot flag) is skipped: the next row is compared
+    # with the last row that had one
+    deltas = (values - values.ffill().shift()).iloc[1:]
     if deltas.empty or deltas.isna().all():
         raise ValueError(f"the ladder has no step that measures {metric!r}")
     row = deltas.abs().idxmax()

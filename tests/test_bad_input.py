@@ -95,6 +95,15 @@ CASES = {
         {"a": 1}, [replication.Step("b", "choice", {"b": 2})], lambda s: {}), "unknown factors"),
     "replication: a ladder step that changes nothing": (lambda: replication.ladder(
         {"a": 1}, [replication.Step("a", "choice", {"a": 1})], lambda s: {}), "changes nothing"),
+    "replication: an unknown training budget": (lambda: replication.train_config({"budget": "huge"}), "budget"),
+    "replication: an unknown recipe factor": (lambda: replication.train_config({"recipe": "sgd"}), "recipe"),
+    "replication: an unknown members factor": (lambda: replication.train_config({"members": "twins"}),
+                                                "members"),
+    "replication: a metric the ladder lacks": (lambda: replication.main_cause(
+        replication.ladder({"a": 1}, [], lambda s: {"x": 1.0}, progress=False), "y"), "no metric"),
+    "replication: a claim recorded twice": (lambda: replication.replication_table(
+        {"a": {"claims": {"E1 fooling success": {}}}, "b": {"claims": {"E1 fooling success": {}}}}), "both"),
+    "book: a scale note without a budget": (lambda: __import__("ood_utils.book").book.scale_note(()), "budgets"),
     "replication: a ladder that misses its end": (lambda: replication.ladder(
         {"a": 1}, [replication.Step("a", "choice", {"a": 2})], lambda s: {}, end={"a": 3}), "ends at"),
 }

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ood_utils import attacks, data, metrics, scores, train
-from ood_utils.models import predict_log_probs
+from ood_utils.models import Ensemble, predict_log_probs
 from ood_utils.train import TrainConfig
 from conftest import needs_data
 
@@ -95,3 +95,35 @@ def test_auroc_does_not_collapse_as_the_ensemble_grows():
         auc = {n: metrics.auroc(score(lp_in[:n]), score(lp_out[:n])) for n in (2, 4)}
         assert auc[2] > 0.75 and auc[4] > 0.75      # 47 steps of training: far from chance (0.5)
         assert auc[4] > auc[2] - 0.1
+
+
+def test_the_joint_attack_fails_under_the_originals_protocol_and_succeeds_under_the_books(twins, mnist_scores):
+    """The original reports a joint-attack success of about 0%; under its conditions (dropout on,
+    unclamped noise in normalised space, 200 steps at lr 0.1, the last step judged, its symmetric
+    reference) the rate stays low, and under the book's it is high: the conditions decide."""
+    test_lp = predict_log_probs(twins, data.load("mnist", "test", n=1000).images)
+    original = attacks.joint_attack(twins, 10 * scores.original_reference(test_lp), n_restarts=20, steps=200,
+                                    lr=0.1, progress=False, conditions=attacks.ORIGINAL_CONDITIONS)
+    book = attacks.joint_attack(twins, 10 * scores.reference(mnist_scores), n_restarts=20, steps=300,
+                                progress=False)
+    assert original.success_rate <= 0.25 and book.success_rate >= 0.6, (original.success_rate,
+                                                                         book.success_rate)
+
+
+def test_one_network_used_twice_scores_round_off_in_float32_and_exactly_nothing_with_log_targets(twins):
+    """The original's identical twins (one module used twice) under its scoring: float32 round-off
+    ranks MNIST against FashionMNIST away from chance. In float64 the round-off shrinks but stays
+    (exp then log is not the identity in any precision), so the AUROC need not be 0.5 there;
+    with log-probability targets every score is exactly 0 and the AUROC exactly 0.5."""
+    once = Ensemble([twins[0], twins[0]])
+    lp_in = predict_log_probs(once, data.load("mnist", "test", n=1000).images)
+    lp_out = predict_log_probs(once, data.load("fashionmnist", "test", n=1000).images)
+    assert torch.equal(lp_in[0], lp_in[1])
+    f32 = metrics.auroc(scores.original_score(lp_in), scores.original_score(lp_out))
+    assert abs(f32 - 0.5) > 0.02
+    s64_in = scores.original_score(lp_in.double())
+    assert (s64_in != 0).any() and s64_in.abs().max() < 1e-12          # smaller round-off, not none
+    exact_in = scores.original_score(lp_in, log_target=True)
+    exact_out = scores.original_score(lp_out, log_target=True)
+    assert not exact_in.any() and not exact_out.any()
+    assert metrics.auroc(exact_in, exact_out) == 0.5

@@ -237,6 +237,8 @@ def test_a_ladder_changes_one_factor_per_row_cumulatively():
     assert table["value"].tolist() == [10, 20, 25]
     assert table["change"].tolist() == ["the original's protocol", "a to 2", "b to 5"]
     assert replication.main_cause(table, "value") == ("a to 2", 10.0)
+    gap = table.assign(value=[10.0, float("nan"), 2.0])   # an undefined row is skipped
+    assert replication.main_cause(gap, "value") == ("b to 5", -8.0)
 
 
 def test_verdicts_name_what_reproduces_and_why():

@@ -90,3 +90,20 @@ def test_a_disturbed_chapter_runs_again_with_its_checkpoints_deleted(tmp_path, m
     assert executed.cells[0].outputs[0]["text"] == "trained\n"     # the second run trained again
     assert (cache / "old" / "kept.pt").exists()                       # other chapters' files stay
     assert "measured twice" in build_book.describe(rep)
+
+
+def test_kernels_run_with_the_allocator_settings_and_the_callers_environment_wins(monkeypatch):
+    """run_notebooks.run starts each kernel with KERNEL_ENV added; a variable already set is kept."""
+    import run_notebooks
+
+    name, value = next(iter(run_notebooks.KERNEL_ENV.items()))
+    probe = "import os; print(os.environ.get({!r}), os.environ.get('OOD_TOOLS_TEST'))".format(name)
+    monkeypatch.setenv("OOD_TOOLS_TEST", "kept")
+    monkeypatch.delenv(name, raising=False)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+    run_notebooks.run(nb, ROOT, timeout=60)
+    assert nb.cells[0].outputs[0]["text"].split() == [value, "kept"]
+    monkeypatch.setenv(name, "123456")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+    run_notebooks.run(nb, ROOT, timeout=60)
+    assert nb.cells[0].outputs[0]["text"].split()[0] == "123456"

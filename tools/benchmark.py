@@ -14,7 +14,10 @@ Three comparisons, each in one run on the same machine and data:
 (c) scoring throughput (images per second) of the twin detector against pytorch-ood's
     ``MaxSoftmax`` on member 0 of the same twins;
 (d) the CNN's memory layout: the package's channels-last weights against PyTorch's default
-    (contiguous) layout, for scoring (images per second) and for one model's training step.
+    (contiguous) layout, for scoring (images per second) and for one model's training step;
+(e) the memory-allocator settings the book's kernels run with (``KERNEL_ENV`` in
+    ``tools/run_notebooks.py``) against glibc's defaults, each in a fresh process: twin
+    scoring (images per second) and a twin training step.
 
 Not part of the test suite: timings depend on the machine. Data come from ``$OOD_DATA_ROOT``.
 """
@@ -22,7 +25,10 @@ Not part of the test suite: timings depend on the machine. Data come from ``$OOD
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -127,12 +133,42 @@ def layout_rates(n_images: int, n_steps: int, batch: int = 1000) -> dict[str, tu
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def probe(n_images: int, n_steps: int) -> dict[str, float]:
+    """Twin scoring (images/s, batches of 1000) and a twin training step (s), in this process."""
+    from ood_utils.models import predict_log_probs
+
+    torch.manual_seed(0)
+    twins = Ensemble([MnistCNN(), MnistCNN()]).eval()
+    x = data.load("mnist", "test", n=n_images, profile="full").images
+    predict_log_probs(twins, x[:1000])                                 # warm-up
+    t0 = time.perf_counter()
+    predict_log_probs(twins, x)
+    rate = len(x) / (time.perf_counter() - t0)
+    return {"scoring": rate, "training": step_seconds(2, n_steps)}
+
+
+def allocator_rates(n_images: int, n_steps: int) -> dict[str, tuple[float, float]]:
+    """(e) ``{"scoring": (kernels' settings, glibc defaults) images/s, "training": ... s per step}``,
+    each measured by :func:`probe` in a fresh process (malloc reads its settings at start)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from run_notebooks import KERNEL_ENV
+
+    plain = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    runs = []
+    for env in ({**plain, **KERNEL_ENV}, plain):
+        out = subprocess.run([sys.executable, __file__, "--probe", str(n_images), str(n_steps)],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return {k: (runs[0][k], runs[1][k]) for k in ("scoring", "training")}
+
+
 def table(quick: bool = False) -> str:
     n_batches, n_steps, n_images = (10, 5, 2000) if quick else (100, 30, 10000)
     ours, theirs = package_throughput(n_batches), examples_throughput(n_batches)
     steps = {n: step_seconds(n, n_steps) for n in (1, 2, 4, 8)}
     twin_rate, msp_rate = scoring_throughput(n_images)
     layout = layout_rates(n_images, n_steps)
+    alloc = allocator_rates(n_images, n_steps)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lines = [
         f"Measured by `python tools/benchmark.py` on {platform.processor() or platform.machine()} "
@@ -149,12 +185,14 @@ def table(quick: bool = False) -> str:
                      f"{n * steps[1]:.4f} ({n} sequential) | {n * steps[1] / t:.2f}x |")
     lines.append(f"| (c) scoring, images/s ({n_images:,} images) | {twin_rate:,.0f} (twin detector) | "
                  f"{msp_rate:,.0f} (pytorch-ood MaxSoftmax) | {twin_rate / msp_rate:.2f}x |")
-    cl, plain = layout["scoring"]
-    lines.append(f"| (d) one CNN, scoring, images/s ({n_images:,} images) | {cl:,.0f} (channels-last) | "
-                 f"{plain:,.0f} (default layout) | {cl / plain:.2f}x |")
-    cl, plain = layout["training"]
-    lines.append(f"| (d) one CNN, seconds per training step ({n_steps} steps) | {cl:.4f} (channels-last) | "
-                 f"{plain:.4f} (default layout) | {plain / cl:.2f}x |")
+    for label, rates, names in (("(d) one CNN", layout, ("channels-last", "default layout")),
+                                ("(e) twins", alloc, ("kernels' malloc settings", "glibc defaults"))):
+        ours_s, base_s = rates["scoring"]
+        lines.append(f"| {label}, scoring, images/s ({n_images:,} images) | {ours_s:,.0f} ({names[0]}) | "
+                     f"{base_s:,.0f} ({names[1]}) | {ours_s / base_s:.2f}x |")
+        ours_t, base_t = rates["training"]
+        lines.append(f"| {label}, seconds per training step ({n_steps} steps) | {ours_t:.4f} ({names[0]}) | "
+                     f"{base_t:.4f} ({names[1]}) | {base_t / ours_t:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +200,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps: a smoke test")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--probe", nargs=2, type=int, metavar=("IMAGES", "STEPS"),
+                        help=argparse.SUPPRESS)   # (e): one measurement, as JSON, in this process
     args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(probe(*args.probe)))
+        return 0
     md = table(args.quick)
     print(md)
     args.out.write_text(md)
