@@ -21,12 +21,15 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from . import attacks, scores
+from . import attacks, metrics, scores
 from .config import Profile
+from .models import Ensemble
 from .train import TrainConfig
 
 #: The published notebook every "original" number comes from.
@@ -456,3 +459,252 @@ def replication_table(chapters: Mapping[str, Mapping[str, object]]) -> pd.DataFr
                      "book protocol": row.get("book protocol"), "scale": row.get("scale", ""),
                      "verdict": row.get("verdict", "not run at this scale"), "chapter": chapter})
     return pd.DataFrame(rows)
+
+
+# --- measuring an experiment ---------------------------------------------------------------
+
+
+def detection_numbers(lp_in: torch.Tensor, lp_out: torch.Tensor, rule: scores.FlagRule,
+                      ranking: str = "score / reference") -> dict[str, float]:
+    """What the original printed for a pair of test sets, under ``rule``.
+
+    Args:
+        lp_in, lp_out: ``(N, B, C)`` log-probabilities on the in-distribution test set and the
+            out-of-distribution one.
+        ranking: ``"score / reference"`` (the original's: a negative reference mirrors the
+            ranking) or ``"score"``; the same whenever the reference is positive.
+
+    Returns:
+        ``reference``, ``ID flagged``, ``OOD flagged`` (NaN where a reference of 0 cannot
+        calibrate), ``AUROC``, ``AUPR-IN``, ``AUPR-OUT``, ``FPR@95TPR`` (OOD positive) and
+        ``non-zero ID scores`` (the share of in-distribution scores that are not exactly 0).
+    """
+    if ranking not in ("score / reference", "score"):
+        raise ValueError(f"ranking must be 'score / reference' or 'score', got {ranking!r}")
+    s_in, s_out = rule.score(lp_in), rule.score(lp_out)
+    ref = rule.reference_of(lp_in)
+    try:
+        flagged = [float(rule.flags(lp, ref).double().mean()) for lp in (lp_in, lp_out)]
+    except ValueError:         # a reference of exactly 0: nothing can be calibrated
+        flagged = [math.nan, math.nan]
+    sign = -1.0 if ranking == "score / reference" and ref < 0 else 1.0
+    return {"reference": ref, "ID flagged": flagged[0], "OOD flagged": flagged[1],
+            **metrics.ood_metrics(sign * s_in.double(), sign * s_out.double()),
+            "non-zero ID scores": float((s_in != 0).double().mean())}
+
+
+def attack_numbers(twins: Ensemble, reference: float, conditions: attacks.AttackConditions,
+                   steps: int, lr: float, joint_steps: int, joint_lr: float, n_restarts: int = 100,
+                   seed: int = 0, progress: bool = True) -> dict[str, float]:
+    """The original's attack experiments on ``twins``, under ``conditions``.
+
+    The fooling attack on member 0 alone (the single CNN), the same attack on twin 1 judged by
+    the twins (``steps``, ``lr``), and the joint attack (``joint_steps``, ``joint_lr``) with and
+    without the confidence condition; the detector's threshold is ``10 * reference``.
+
+    Returns:
+        ``fooling success``, ``twin-1 attack flagged``, ``twin-1 median score / reference``,
+        ``joint attack`` (both members > 0.8 sure and unflagged) and ``joint attack, no
+        confidence``, each a share of ``n_restarts``.
+    """
+    args = dict(n_restarts=n_restarts, seed=seed, progress=progress, conditions=conditions)
+    single = attacks.fooling_attack(twins[0], steps=steps, lr=lr, **args)
+    twin1 = attacks.attack(twins, loss=lambda lp: attacks.entropy(lp[0]),
+                           success=lambda lp: lp[0].exp().amax(-1) > 0.8, steps=steps, lr=lr,
+                           desc="attack on twin 1", **args)
+    threshold = 10 * reference
+    caught = ~attacks.passes_detector(twin1.log_probs, threshold, confidence=None)
+    joint = {}
+    for name, confidence in (("joint attack", 0.8), ("joint attack, no confidence", None)):
+        if conditions.stop == "fixed" and joint:   # a fixed run does not depend on the success rule
+            joint[name] = float(attacks.passes_detector(run.log_probs, threshold, confidence).double().mean())
+            continue
+        run = attacks.joint_attack(twins, threshold, steps=joint_steps, lr=joint_lr, confidence=confidence,
+                                   **args)
+        joint[name] = run.success_rate
+    return {"fooling success": single.success_rate, "twin-1 attack flagged": float(caught.double().mean()),
+            "twin-1 median score / reference": float((scores.twin_score(twin1.log_probs) / reference).median()),
+            **joint}
+
+
+# --- the original's scale: what tools/reproduce.py runs, and the files it writes ------------
+
+#: Bumped when what an experiment measures changes (its numbers, or how they are computed).
+SPEC_VERSION = 1
+#: The two datasets, in the original's order.
+DATASETS = ("mnist", "fashionmnist")
+#: Where the committed original-scale results live, relative to the repository's root.
+ORIGINAL_SCALE_FOLDER = "results/original-scale"
+
+
+def attack_settings(protocol: str) -> dict[str, object]:
+    """The attacks of Exp 1 under ``protocol``: conditions, steps and learning rates, restarts.
+
+    The original: its fooling attack and the attack on twin 1 ran 100 steps at lr 1 (cells 8,
+    23), its joint success-rate loop 200 steps at lr 0.1 (after cell 25), 100 restarts each,
+    under :data:`ood_utils.attacks.ORIGINAL_CONDITIONS`. The book: 300 steps at lr 1, stopped at
+    the first success, under :data:`ood_utils.attacks.BOOK_CONDITIONS`.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+    original = protocol == "original"
+    conditions = attacks.ORIGINAL_CONDITIONS if original else attacks.BOOK_CONDITIONS
+    return {"conditions": conditions, "steps": 100 if original else 300, "lr": 1.0,
+            "joint_steps": 200 if original else 300, "joint_lr": 0.1 if original else 1.0,
+            "n_restarts": 100, "seed": 0}
+
+
+def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfig]:
+    """The networks an experiment trains at the original's scale (60,000 images, 14 epochs).
+
+    ``{name: config}``: ``"twins"`` for E1; one pair per dataset (``"mnist"``,
+    ``"fashionmnist"``) for E2, E2bis and E3; for E4 one ensemble per dataset and size under the
+    original's protocol (it trained a separate ensemble for each N; seeds 100 N keep them
+    apart), and one ensemble of 8 per dataset, read as 2, 4 and 8, under the book's.
+    """
+    if experiment == "E1":
+        return {"twins": experiment_config("E1", protocol, budget="original")}
+    if experiment == "E4":
+        if protocol == "original":
+            return {f"{ds} N={n}": experiment_config("E4", protocol, dataset=ds, n_members=n,
+                                                     budget="original", seed=100 * n)
+                    for ds in DATASETS for n in (2, 4, 8)}
+        return {ds: experiment_config("E4", protocol, dataset=ds, n_members=8, budget="original")
+                for ds in DATASETS}
+    return {ds: experiment_config(experiment, protocol, dataset=ds, budget="original") for ds in DATASETS}
+
+
+def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
+    """Everything that determines an original-scale result: its trainings and its evaluation.
+
+    The trainings are given by their non-default fields (:func:`ood_utils.config.config_fields`)
+    and the training code's format version, so that the hash (:func:`spec_hash`) changes when
+    the code would train or measure something else, and not otherwise.
+    """
+    from .config import config_fields
+    from .train import FORMAT_VERSION
+
+    spec: dict[str, object] = {
+        "experiment": experiment, "protocol": protocol, "version": SPEC_VERSION,
+        "training format": FORMAT_VERSION,
+        "trainings": {name: config_fields(cfg) for name, cfg in experiment_trainings(experiment, protocol).items()},
+        "test sets": "all 10,000 test images of each dataset"}
+    if experiment == "E1":
+        settings = attack_settings(protocol)
+        spec["attacks"] = {**settings, "conditions": dataclasses.asdict(settings["conditions"])}
+        spec["reference"] = ("mean symmetric KL, batches of 1,000" if protocol == "original"
+                             else "mean twin score")
+    else:
+        spec["rule"] = dataclasses.asdict(scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE)
+        spec["ranking"] = "score / reference" if protocol == "original" else "score"
+    return spec
+
+
+def spec_hash(spec: Mapping[str, object]) -> str:
+    """A short hash of an experiment's :func:`experiment_spec`."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: The fields every original-scale result file has (``provenance`` with its own fields).
+RESULT_FIELDS = ("experiment", "protocol", "numbers", "provenance", "spec", "spec_hash", "trainings")
+PROVENANCE_FIELDS = ("commit", "dirty", "allow_dirty", "date", "hardware", "device", "threads",
+                     "torch", "torchvision", "python")
+
+
+def result_path(experiment: str, protocol: str, folder: Path) -> Path:
+    """The file of one original-scale result: ``<folder>/<experiment>-<protocol>.json``."""
+    return Path(folder) / f"{experiment}-{protocol}.json"
+
+
+def default_results_folder() -> Path:
+    """``$OOD_ORIGINAL_SCALE_DIR``, else the repository's ``results/original-scale`` (absent when
+    the package was installed without the repository, as in Colab)."""
+    from .config import env_path
+
+    return env_path("OOD_ORIGINAL_SCALE_DIR", Path(__file__).resolve().parents[1] / ORIGINAL_SCALE_FOLDER)
+
+
+def load_result(path: Path) -> dict[str, object]:
+    """One original-scale result, validated, with ``stale`` set (its spec is not the current code's).
+
+    Raises:
+        ValueError: naming the file and the field that is missing or malformed.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err})") from err
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+    missing = [f for f in RESULT_FIELDS if f not in payload]
+    if missing:
+        raise ValueError(f"{path}: missing fields {missing}")
+    prov = payload["provenance"]
+    if not isinstance(prov, dict) or [f for f in PROVENANCE_FIELDS if f not in prov]:
+        raise ValueError(f"{path}: provenance must hold {list(PROVENANCE_FIELDS)}")
+    if payload["experiment"] not in EXPERIMENTS or payload["protocol"] not in PROTOCOLS:
+        raise ValueError(f"{path}: unknown experiment or protocol "
+                         f"{payload['experiment']!r}, {payload['protocol']!r}")
+    if path.name != result_path(payload["experiment"], payload["protocol"], path.parent).name:
+        raise ValueError(f"{path}: holds {payload['experiment']} / {payload['protocol']}, not what its name says")
+    numbers = payload["numbers"]
+    if not isinstance(numbers, dict) or not all(isinstance(v, dict) and all(
+            isinstance(x, (int, float)) or x is None for x in v.values()) for v in numbers.values()):
+        raise ValueError(f"{path}: numbers must be {{group: {{name: number}}}}")
+    current = spec_hash(experiment_spec(payload["experiment"], payload["protocol"]))
+    return {**payload, "stale": payload["spec_hash"] != current, "path": str(path)}
+
+
+def load_results(folder: Path | None = None) -> dict[tuple[str, str], dict[str, object]]:
+    """Every original-scale result in ``folder`` (default :func:`default_results_folder`):
+    ``{(experiment, protocol): payload}``; empty if there are none."""
+    folder = default_results_folder() if folder is None else Path(folder)
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        payload = load_result(path)
+        out[payload["experiment"], payload["protocol"]] = payload
+    return out
+
+
+def provenance_line(payload: Mapping[str, object]) -> str:
+    """One line: where and when a result was computed, and how long its training took."""
+    prov = payload["provenance"]
+    minutes = sum(t["seconds"] for t in payload["trainings"]) / 60
+    dirty = " (uncommitted changes)" if prov["dirty"] else ""
+    stale = "; **stale**: the current code would compute it differently" if payload.get("stale") else ""
+    return (f"{payload['experiment']}, {payload['protocol']}'s protocol: 60,000 images, 14 epochs, on "
+            f"{prov['hardware']} ({prov['device']}, {prov['threads']} threads), {prov['date']}, commit "
+            f"{str(prov['commit'])[:7]}{dirty}; training took {minutes:.0f} min{stale}")
+
+
+def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]], key: str,
+                         protocol: str) -> float | None:
+    """This book's number for claim ``key`` at the original's scale under ``protocol``, from
+    :func:`load_results`; ``None`` when that experiment has no result (or no such number)."""
+    claim(key)
+    experiment, rest = key.split(" ", 1)
+    payload = results.get((experiment, protocol))
+    if payload is None:
+        return None
+    numbers = payload["numbers"]
+    if experiment == "E1":
+        name = {"fooling success": "fooling success", "twin-1 attack flagged": "twin-1 attack flagged",
+                "joint attack": "joint attack", "joint attack, no confidence": "joint attack, no confidence"}[rest]
+        return numbers.get("attacks", {}).get(name)
+    metric = next(m for m in ("reference", "ID flagged", "OOD flagged", "AUROC", "accuracy") if rest.endswith(m))
+    group = rest[:-len(metric)].strip()
+    row = numbers.get(group)
+    if row is None:
+        return None
+    if metric == "accuracy":
+        members = [v for k, v in row.items() if k.startswith("accuracy")]
+        return min(members) if members else None
+    return row.get(metric)

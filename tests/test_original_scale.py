@@ -1,0 +1,128 @@
+"""The original-scale results (results/original-scale, written by tools/reproduce.py): current,
+valid, and readable by the chapters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ood_utils import replication, scores
+from conftest import needs_data, random_log_probs
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / replication.ORIGINAL_SCALE_FOLDER
+COMMITTED = sorted(FOLDER.glob("*.json")) if FOLDER.is_dir() else []
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_committed_results_are_valid_and_current(path):
+    """A file whose spec hash is not what the current code would use is stale: rerun it."""
+    payload = replication.load_result(path)
+    e, p = payload["experiment"], payload["protocol"]
+    assert not payload["stale"], f"{path.name} is stale: rerun `tools/reproduce.py --only {e} --protocol {p}`"
+    assert not payload["provenance"]["dirty"] or payload["provenance"]["allow_dirty"]
+    assert set(payload["spec"]["trainings"]) == {t["name"] for t in payload["trainings"]}
+
+
+def test_the_spec_hash_follows_what_is_trained_and_measured():
+    base = replication.spec_hash(replication.experiment_spec("E2", "book"))
+    assert base == replication.spec_hash(replication.experiment_spec("E2", "book"))
+    assert base != replication.spec_hash(replication.experiment_spec("E2", "original"))
+    cfgs = replication.experiment_trainings("E2", "original")
+    assert all(c.n_train is None and c.epochs == 14 for c in cfgs.values())      # the original's scale
+    assert cfgs["fashionmnist"].normalization == "mnist" and cfgs["mnist"].recipe == "adam-cyclic"
+    assert replication.experiment_trainings("E3", "original")["mnist"].shared_module
+    e4 = replication.experiment_trainings("E4", "original")
+    assert len(e4) == 6 and len({c.seed for c in e4.values()}) == 3           # a separate ensemble per N
+
+
+def _payload(tmp_path: Path, **changes: object) -> Path:
+    spec = replication.experiment_spec("E2", "book")
+    payload = {"experiment": "E2", "protocol": "book", "numbers": {"mnist": {"AUROC": 0.97}},
+               "provenance": {f: "x" for f in replication.PROVENANCE_FIELDS} | {"dirty": False},
+               "spec": spec, "spec_hash": replication.spec_hash(spec),
+               "trainings": [{"name": "mnist", "seconds": 60.0}, {"name": "fashionmnist", "seconds": 60.0}]}
+    payload.update(changes)
+    path = tmp_path / "E2-book.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_a_result_file_is_validated_when_loaded(tmp_path):
+    ok = replication.load_result(_payload(tmp_path))
+    assert not ok["stale"] and "E2, book's protocol" in replication.provenance_line(ok)
+    assert replication.load_result(_payload(tmp_path, spec_hash="0" * 16))["stale"]
+    bad = {"a field missing": ({"numbers": None}, "numbers must be"),
+           "no provenance fields": ({"provenance": {"commit": "abc"}}, "provenance must hold"),
+           "an unknown experiment": ({"experiment": "E9"}, "unknown experiment")}
+    for what, (change, message) in bad.items():
+        with pytest.raises(ValueError, match=message):
+            replication.load_result(_payload(tmp_path, **change))
+    path = _payload(tmp_path)
+    data = json.loads(path.read_text())
+    del data["trainings"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"E2-book.json: missing fields \['trainings'\]"):
+        replication.load_result(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON file"):
+        replication.load_result(path)
+    renamed = tmp_path / "E3-book.json"
+    _payload(tmp_path).rename(renamed)
+    with pytest.raises(ValueError, match="not what its name says"):
+        replication.load_result(renamed)
+
+
+def test_without_a_results_folder_there_are_no_results(tmp_path):
+    assert replication.load_results(tmp_path / "absent") == {}
+
+
+def test_detection_numbers_rank_by_score_over_a_negative_reference():
+    lp_in, lp_out = random_log_probs(2, 200, seed=1), random_log_probs(2, 200, seed=2, scale=6.0)
+    book = replication.detection_numbers(lp_in, lp_out, scores.BOOK_RULE, "score")
+    assert book["AUROC"] > 0.5 and 0 <= book["ID flagged"] <= 1 and book["non-zero ID scores"] == 1.0
+    same = lp_in[:1].expand(2, -1, -1)                       # one network twice: round-off only
+    exact = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1),
+                                          dataclasses.replace(scores.ORIGINAL_RULE, log_target=True))
+    assert exact["reference"] == 0 and math.isnan(exact["ID flagged"]) and exact["AUROC"] == 0.5
+    rounded = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE)
+    raw = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE, "score")
+    if rounded["reference"] < 0:
+        assert rounded["AUROC"] == pytest.approx(1 - raw["AUROC"])
+    else:
+        assert rounded["AUROC"] == raw["AUROC"]
+
+
+@needs_data
+def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
+    """tools/reproduce.py end to end on a tiny budget: E1 (trained twins and all attacks)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reproduce
+
+    monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
+    real_trainings, real_attacks = replication.experiment_trainings, replication.attack_settings
+    monkeypatch.setattr(replication, "experiment_trainings", lambda e, p: {
+        k: dataclasses.replace(v, n_train=256, epochs=1) for k, v in real_trainings(e, p).items()})
+    monkeypatch.setattr(replication, "attack_settings", lambda p: {
+        **real_attacks(p), "steps": 3, "joint_steps": 3, "n_restarts": 4})
+    numbers, trainings = reproduce.run_experiment("E1", "original", torch.device("cpu"), progress=False)
+    assert set(numbers["attacks"]) >= {"reference", "fooling success", "twin-1 attack flagged", "joint attack",
+                                       "joint attack, no confidence"}
+    assert trainings[0]["name"] == "twins" and trainings[0]["seconds"] > 0
+    payload = reproduce.result_payload("E1", "original", numbers, trainings, "c0ffee", True, True,
+                                       torch.device("cpu"), 12.0)
+    path = replication.result_path("E1", "original", tmp_path)
+    reproduce.write_result(path, payload)
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["E1-original.json"]   # no temporary file
+    loaded = replication.load_results(tmp_path)[("E1", "original")]
+    monkeypatch.undo()
+    assert replication.load_result(path)["stale"]   # a tiny budget is not what the current code runs
+    assert loaded["provenance"]["dirty"] and loaded["provenance"]["allow_dirty"]
+    value = replication.original_scale_value({("E1", "original"): loaded}, "E1 joint attack", "original")
+    assert value == numbers["attacks"]["joint attack"]
