@@ -432,17 +432,23 @@ def scale_of(config: TrainConfig) -> str:
     return f"{images} images, {config.epochs} epoch{'s' * (config.epochs != 1)}"
 
 
-def replication_table(chapters: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
-    """One row per claim of :data:`CLAIMS`, from the chapters' saved records.
+def replication_table(chapters: Mapping[str, Mapping[str, object]],
+                      original_scale: Mapping[tuple[str, str], Mapping[str, object]] | None = None
+                      ) -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`, from the chapters' saved records and the original-scale
+    results.
 
     Args:
         chapters: ``{chapter: payload}`` as :func:`ood_utils.book.load_results` returns them;
             a payload's ``"claims"`` holds :func:`claim_record` rows.
+        original_scale: :func:`load_results` (default: none). Where a claim has numbers at the
+            original's scale, its verdict is judged on them: the book follows the larger run.
 
     Returns:
-        Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original protocol``,
-        ``book protocol``, ``scale``, ``verdict`` and ``chapter``, in the order of :data:`CLAIMS`;
-        a claim that no chapter recorded is "not run at this scale".
+        Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original protocol`` and
+        ``book protocol`` (this build), ``scale`` (this build's), ``original protocol, original
+        scale`` and ``book protocol, original scale``, ``verdict`` and ``chapter``, in the order
+        of :data:`CLAIMS`; a claim that nothing ran is "not run at this scale".
     """
     found: dict[str, tuple[str, Mapping[str, object]]] = {}
     for chapter, payload in chapters.items():
@@ -454,10 +460,19 @@ def replication_table(chapters: Mapping[str, Mapping[str, object]]) -> pd.DataFr
     rows = []
     for key, c in CLAIMS.items():
         chapter, row = found.get(key, ("", {}))
+        at_scale = {p: original_scale_value(original_scale or {}, key, p) for p in PROTOCOLS}
+        if at_scale["original"] is not None or at_scale["book"] is not None:
+            verdict_text = verdict(key, at_scale["original"], at_scale["book"], row.get("cause"), "original")
+            if row.get("cause") and "only under" in verdict_text:
+                verdict_text += " (from this build's ladder)"
+        else:
+            verdict_text = row.get("verdict", "not run at this scale")
         rows.append({"experiment": key.split()[0], "claim": c.text, "published": c.published,
                      "cell": c.cell, "original protocol": row.get("original protocol"),
                      "book protocol": row.get("book protocol"), "scale": row.get("scale", ""),
-                     "verdict": row.get("verdict", "not run at this scale"), "chapter": chapter})
+                     "original protocol, original scale": at_scale["original"],
+                     "book protocol, original scale": at_scale["book"],
+                     "verdict": verdict_text, "chapter": chapter})
     return pd.DataFrame(rows)
 
 
@@ -708,3 +723,36 @@ def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]]
         members = [v for k, v in row.items() if k.startswith("accuracy")]
         return min(members) if members else None
     return row.get(metric)
+
+
+def original_scale_table(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str,
+                         metrics_shown: Sequence[str]) -> pd.DataFrame | None:
+    """The original-scale numbers of ``experiment`` under both protocols, for a chapter.
+
+    Rows ``(protocol, group)`` (a group per dataset, per ensemble size, or ``"attacks"``),
+    columns ``metrics_shown`` (missing ones are left empty); ``None`` if neither protocol has a
+    result (a fresh fork, or Colab: the chapters then say so).
+    """
+    rows = {}
+    for protocol in PROTOCOLS:
+        payload = results.get((experiment, protocol))
+        if payload is None:
+            continue
+        for group, values in payload["numbers"].items():
+            if any(m in values for m in metrics_shown):
+                rows[protocol, group] = {m: values.get(m) for m in metrics_shown}
+    if not rows:
+        return None
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["protocol", "group"])
+
+
+def original_scale_note(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str) -> str:
+    """Markdown: the provenance of ``experiment``'s original-scale results, or that there are none."""
+    lines = [f"- {provenance_line(results[experiment, p])}" for p in PROTOCOLS if (experiment, p) in results]
+    if not lines:
+        return (f"No original-scale results for {experiment} are present in this copy of the book: "
+                f"`python tools/reproduce.py --only {experiment}` computes them (all 60,000 images, 14 "
+                f"epochs) into `{ORIGINAL_SCALE_FOLDER}`.")
+    missing = [p for p in PROTOCOLS if (experiment, p) not in results]
+    tail = f"\n- not run yet: the {missing[0]}'s protocol" if missing else ""
+    return "At the original's scale (`tools/reproduce.py`):\n" + "\n".join(lines) + tail

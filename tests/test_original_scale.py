@@ -126,3 +126,19 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     assert loaded["provenance"]["dirty"] and loaded["provenance"]["allow_dirty"]
     value = replication.original_scale_value({("E1", "original"): loaded}, "E1 joint attack", "original")
     assert value == numbers["attacks"]["joint attack"]
+
+
+def test_the_replication_page_judges_a_claim_on_the_larger_run():
+    chapters = {"05_mnist_fashion": {"claims": {"E2 mnist AUROC": replication.claim_record(
+        "E2 mnist AUROC", 0.55, 0.962, "the recipe (+0.35)", "4,000 images, 2 epochs")}}}
+    fast_only = replication.replication_table(chapters).set_index("claim")
+    row = fast_only.loc["CNN twins, MNIST -> FashionMNIST: AUROC"]
+    assert row["verdict"].startswith("not reproduced under the original's protocol at this scale")
+    assert row["original protocol, original scale"] is None
+    at_scale = {("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}},
+                ("E2", "book"): {"numbers": {"mnist": {"AUROC": 0.985}}}}
+    table = replication.replication_table(chapters, at_scale).set_index("claim")
+    row = table.loc["CNN twins, MNIST -> FashionMNIST: AUROC"]
+    assert (row["original protocol, original scale"], row["book protocol, original scale"]) == (0.968, 0.985)
+    assert row["verdict"] == "reproduced" and row["original protocol"] == 0.55     # both scales shown
+    assert table.loc["ensemble of 8, MNIST -> FashionMNIST: AUROC", "verdict"] == "not run at this scale"
