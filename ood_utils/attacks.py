@@ -222,8 +222,9 @@ def attack(model: nn.Module, loss: Callable[[torch.Tensor], torch.Tensor],
             v, first = optimise_inputs(objective, lambda v: success(forward(image(v))), v0, steps=steps,
                                        lr=lr, progress=progress, desc=desc, bounds=bounds,
                                        stop_early=conditions.stop == "early")
-            with torch.no_grad():
-                lp = last["log_probs"] if conditions.judge == "last-step" else forward(image(v))
+            with torch.no_grad():   # (no step ran if every restart passed at the start)
+                lp = last.get("log_probs") if conditions.judge == "last-step" else None
+                lp = forward(image(v)) if lp is None else lp
                 ok = success(lp).cpu()
     if conditions.stop == "fixed":
         first = torch.where(ok, steps, -1)

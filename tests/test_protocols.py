@@ -256,3 +256,11 @@ def test_verdicts_name_what_reproduces_and_why():
     assert replication.claim("E3 mnist reference").matches(-3e-9)           # a factor of 2 in sign
     assert not replication.claim("E3 mnist reference").matches(3e-9)
     assert replication.published("E2 fashionmnist AUROC") == 0.8572
+
+
+def test_an_attack_whose_restarts_all_pass_at_the_start_is_judged_on_them():
+    net = MnistCNN()
+    cond = dataclasses.replace(attacks.ORIGINAL_CONDITIONS, stop="early")
+    res = attacks.attack(net, loss=attacks.entropy, success=lambda lp: lp[:, 0] <= 0, n_restarts=3,
+                         steps=5, progress=False, conditions=cond)
+    assert res.success.all() and (res.steps == 0).all() and torch.equal(res.images, res.start)

@@ -28,6 +28,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # torch is imported after the restart with the allocator settings
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -45,7 +49,7 @@ def git_state() -> tuple[str, bool]:
     return commit, bool(status)
 
 
-def hardware(device: "torch.device") -> str:  # noqa: F821 (torch is imported in main)
+def hardware(device: torch.device) -> str:
     import torch
 
     if device.type == "cuda":
@@ -59,7 +63,7 @@ def hardware(device: "torch.device") -> str:  # noqa: F821 (torch is imported in
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
-def run_experiment(experiment: str, protocol: str, device: "torch.device",  # noqa: F821
+def run_experiment(experiment: str, protocol: str, device: torch.device,
                    progress: bool = True) -> tuple[dict, list[dict]]:
     """Train (or load) the networks of one experiment and measure it: ``(numbers, trainings)``.
 
@@ -108,7 +112,7 @@ def run_experiment(experiment: str, protocol: str, device: "torch.device",  # no
 
 
 def result_payload(experiment: str, protocol: str, numbers: dict, trainings: list[dict], commit: str,
-                   dirty: bool, allow_dirty: bool, device: "torch.device", seconds: float) -> dict:  # noqa: F821
+                   dirty: bool, allow_dirty: bool, device: torch.device, seconds: float) -> dict:
     """The JSON object of one result: numbers, provenance, spec and its hash, trainings."""
     import torch
     import torchvision
@@ -148,8 +152,6 @@ def main() -> int:
     missing_env = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
     if missing_env:   # malloc reads these at start: restart once with them
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing_env})
-
-    import torch
 
     from ood_utils import replication
     from ood_utils.config import get_device
