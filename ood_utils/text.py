@@ -1,7 +1,8 @@
 """Text: the books, a character tokenizer, twin character-level transformers, per-character scores.
 
-The books live in ``<data root>/text/`` (see its MANIFEST.md); each is checked against its
-SHA-256 before use. Typography is normalised (curly quotes, dashes, guillemets to ASCII;
+The books travel with the package, xz-compressed (``ood_utils/corpus``, described with their
+sources and licences in its MANIFEST.md); a copy under ``<data root>/text/`` overrides them. Each
+is checked against its SHA-256 before use. Typography is normalised (curly quotes, dashes, guillemets to ASCII;
 accents stripped; a few letters transliterated) so that a model trained on a plain-ASCII
 English book measures *language*, not punctuation; characters still unknown to the
 tokenizer are dropped and counted.
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
+import importlib.resources
+import lzma
 import re
 import time
 import unicodedata
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,15 +77,8 @@ BOOKS: dict[str, Book] = {
                       "9f513f1ceadb6a01c5485b7dbdfd5118dc66cd70b59cae2851292112d4066a32"),
 }
 
-#: Where the books are downloaded from when they are not under the data root: the book's
-#: repository hosts the corpus (exactly the files described in MANIFEST.md) as release assets.
-#: Override with ``$OOD_TEXT_URL`` (``{file}`` is replaced by the file name).
-TEXT_URL = os.environ.get("OOD_TEXT_URL",
-                          "https://github.com/twin-kl/twin-kl/releases/download/text-corpus-v1/{file}")
-
-
 class ChecksumError(ValueError):
-    """A book's file does not have the SHA-256 recorded for it."""
+    """A book's text does not have the SHA-256 recorded for it (or its compressed copy is corrupt)."""
 
 
 def check_book(name: str) -> Book:
@@ -95,40 +89,49 @@ def check_book(name: str) -> Book:
 
 
 def book_path(name: str, root: str | Path | None = None) -> Path:
-    """``<root>/text/<file>``; ``root`` defaults to :func:`ood_utils.config.data_root`."""
+    """``<root>/text/<file>``, the copy that overrides the package's; ``root`` defaults to
+    :func:`ood_utils.config.data_root`."""
     return (Path(root) if root is not None else data_root()) / "text" / check_book(name).file
 
 
-def load_book(name: str, root: str | Path | None = None, download: bool = True) -> str:
+def packaged_book(name: str) -> importlib.resources.abc.Traversable:
+    """The package's xz-compressed copy of book ``name``: ``ood_utils/corpus/<file>.xz``."""
+    return importlib.resources.files("ood_utils") / "corpus" / f"{check_book(name).file}.xz"
+
+
+def load_book(name: str, root: str | Path | None = None) -> str:
     """The raw text of book ``name`` (UTF-8), after checking its SHA-256.
+
+    Read from ``<root>/text/<file>`` when that file exists (``root`` defaults to
+    :func:`ood_utils.config.data_root`), else from the copy that ships with the package.
 
     Raises:
         ValueError: unknown name.
-        DataNotFoundError: the file is missing and could not be downloaded.
-        ChecksumError: the file is modified or truncated.
+        DataNotFoundError: neither copy exists (the package was installed without its corpus).
+        ChecksumError: the text is modified or truncated, or the package's copy is corrupt.
     """
     book = check_book(name)
     path = book_path(name, root)
-    if not path.exists():
-        url = TEXT_URL.format(file=book.file)
-        if not download:
-            raise DataNotFoundError(f"{path} does not exist (download it from {url})")
+    if path.exists():
+        payload, where = path.read_bytes(), str(path)
+        fix = "restore the original, or delete it to use the package's copy"
+    else:
+        packaged = packaged_book(name)
+        where = f"the package's copy ood_utils/corpus/{book.file}.xz"
+        fix = f"reinstall ood-utils, or put the original file at {path}"
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (fixed https URL)
-                payload = response.read()
-        except Exception as err:
-            raise DataNotFoundError(f"{path} does not exist and {url} could not be downloaded "
-                                    f"({type(err).__name__}: {err}); put the file there or set "
-                                    f"$OOD_DATA_ROOT to a folder with text/{book.file}") from err
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != book.sha256:
-            raise ChecksumError(f"the download from {url} has SHA-256 {digest}, expected {book.sha256}")
-        atomic_write(path, lambda fh: fh.write(payload))
-    payload = path.read_bytes()
+            compressed = packaged.read_bytes()
+        except FileNotFoundError as err:
+            raise DataNotFoundError(f"{book.file} is neither at {path} nor in the package ({where} is "
+                                    f"missing): {fix}") from err
+        try:
+            payload = lzma.decompress(compressed)
+        except lzma.LZMAError as err:
+            raise ChecksumError(f"{where} is corrupt ({err}): {fix}") from err
     digest = hashlib.sha256(payload).hexdigest()
     if digest != book.sha256:
-        raise ChecksumError(f"{path} has SHA-256 {digest}, expected {book.sha256}: the file is modified "
-                            "or truncated; delete it (it is downloaded again) or restore the original")
+        raise ChecksumError(f"{where} has SHA-256 {digest}, expected {book.sha256}: the text is modified "
+                            f"or truncated; {fix}")
     return payload.decode("utf-8")
 
 

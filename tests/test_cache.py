@@ -18,7 +18,6 @@ from ood_utils import config, text, train
 from ood_utils.train import TrainConfig
 
 from conftest import needs_data
-from test_text import needs_text
 from test_train import TINY, _equal_weights
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / "twin-kl-unpickled-code-ran"
@@ -138,7 +137,6 @@ def test_cached_calls_train_only_when_needed(tmp_path, capsys):
     assert config.cached(path, load, fit, save, retrain=True) == 7 and len(trained) == 2
 
 
-@needs_text
 def test_text_checkpoint_of_an_older_format_is_retrained(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))
     cfg = text.TextConfig(context=16, d_model=16, n_layers=1, n_heads=2, steps=2, batch_size=4)

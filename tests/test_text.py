@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,11 +11,6 @@ from ood_utils import config, text
 from ood_utils.data import DataNotFoundError
 
 
-def _has_text() -> bool:
-    return text.book_path("pride_and_prejudice").exists()
-
-
-needs_text = pytest.mark.skipif(not _has_text(), reason="books not found under $OOD_DATA_ROOT/text")
 
 
 def test_tokenizer_round_trips_and_names_unknown_characters():
@@ -121,22 +116,37 @@ def test_unknown_book_and_profile_text_settings():
     assert cfg.n_layers == 6 and cfg.context > text.TextConfig.from_profile("fast").context
 
 
-@needs_text
-def test_loader_checks_the_sha256(tmp_path):
+def test_every_book_ships_with_the_package_and_matches_its_checksum(tmp_path):
+    """No data root needed: each book is read from the package's xz copy and checked."""
+    for name, book in text.BOOKS.items():
+        assert text.packaged_book(name).is_file(), f"ood_utils/corpus/{book.file}.xz is missing"
+        raw = text.load_book(name, root=tmp_path)          # tmp_path has no text/: the package's copy
+        assert len(raw) > 10_000
+    assert (Path(text.__file__).parent / "corpus" / "MANIFEST.md").is_file()   # sources and licences
+
+
+def test_a_copy_under_the_data_root_overrides_the_package_and_is_checked(tmp_path):
     (tmp_path / "text").mkdir()
-    src = text.book_path("alice_en")
-    dst = tmp_path / "text" / src.name
-    shutil.copy(src, dst)
-    assert text.load_book("alice_en", root=tmp_path).startswith(src.read_text()[:50])
-    dst.write_bytes(src.read_bytes()[:-10] + b"tampered!\n")
-    with pytest.raises(text.ChecksumError, match="SHA-256"):
+    packaged = text.load_book("alice_en", root=tmp_path)
+    dst = text.book_path("alice_en", tmp_path)
+    dst.write_text(packaged)
+    assert text.load_book("alice_en", root=tmp_path) == packaged
+    dst.write_bytes(packaged.encode()[:-10] + b"tampered!\n")
+    with pytest.raises(text.ChecksumError, match=r"SHA-256.*restore the original, or delete it"):
         text.load_book("alice_en", root=tmp_path)
-    dst.unlink()
-    with pytest.raises(DataNotFoundError, match="does not exist"):
-        text.load_book("alice_en", root=tmp_path, download=False)
 
 
-@needs_text
+def test_a_corrupt_or_missing_package_copy_says_what_to_do(tmp_path, monkeypatch):
+    corrupt = tmp_path / "corrupt.xz"
+    corrupt.write_bytes(b"not xz at all")
+    monkeypatch.setattr(text, "packaged_book", lambda name: corrupt)
+    with pytest.raises(text.ChecksumError, match="is corrupt.*reinstall ood-utils"):
+        text.load_book("alice_en", root=tmp_path)
+    monkeypatch.setattr(text, "packaged_book", lambda name: tmp_path / "absent.xz")
+    with pytest.raises(DataNotFoundError, match="neither at .* nor in the package"):
+        text.load_book("alice_en", root=tmp_path)
+
+
 def test_text_twins_are_cached_and_reloaded(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))
     cfg = text.TextConfig(context=16, d_model=16, n_layers=1, n_heads=2, steps=3, batch_size=4)

@@ -52,7 +52,7 @@ from student_notebooks import (first_exercise_prefix, solution_blocks, to_studen
                                write_student_notebooks)
 
 BUILD = ROOT / "_build"
-SOURCES = ["_toc.yml", "book", "notebooks"]
+SOURCES = ["_toc.yml", "book", "notebooks", "ood_utils/corpus/MANIFEST.md"]   # the last: book/text_sources
 
 
 def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
@@ -243,6 +243,7 @@ def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
         if p.is_dir():
             shutil.copytree(p, src / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         else:
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, src / name)
     for path, nb in executed.items():
         nbformat.write(progress_as_text(nbformat.from_dict(nb)), src / path.relative_to(ROOT))
