@@ -30,6 +30,7 @@ from torch import nn
 
 from . import attacks, metrics, scores, train
 from .models import Ensemble, MnistCNN, predict_log_probs
+from .validate import as_numpy
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -48,11 +49,12 @@ def _fail(message: str) -> None:
 
 
 def _as_tensor(value: object, what: str) -> torch.Tensor:
+    """A student's result as a CPU tensor (a tensor on any device, or a NumPy array)."""
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if not isinstance(value, torch.Tensor):
         _fail(f"{what} should return a torch.Tensor, got {type(value).__name__}")
-    return value
+    return value.detach().cpu()
 
 
 def _scalar(value: object, what: str) -> float:
@@ -221,7 +223,7 @@ def check_threshold(threshold: float, scores_id: object, budget: float) -> bool:
     lower threshold would also keep within budget (within one sample), i.e. the rule is
     as sensitive as the budget allows.
     """
-    s = torch.as_tensor(np.asarray(scores_id), dtype=torch.float64).flatten()
+    s = torch.from_numpy(as_numpy(scores_id)).flatten()
     if s.numel() == 0:
         raise ValueError("scores_id is empty")
     if not 0.0 < budget < 1.0:

@@ -231,7 +231,9 @@ def get_device(name: str | None = None) -> torch.device:
     except RuntimeError as err:
         raise ValueError(f"unknown device {name!r}: use 'cpu', 'cuda', 'cuda:1' or 'mps'") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available")
+        raise ValueError(f"device {name!r} was requested but CUDA is not available: choose a GPU "
+                         f"runtime (Colab: Runtime > Change runtime type), or unset ${DEVICE_ENV} to "
+                         f"run on the CPU")
     return device
 
 

@@ -266,6 +266,19 @@ class RandomStreams:
         return result
 
 
+def max_weight_difference(a: nn.Module, b: nn.Module) -> float:
+    """The largest absolute difference between the same entry of two modules' state dicts.
+
+    0.0 means bit-identical weights and buffers. Raises ``ValueError`` if the two modules do not
+    have the same entries and shapes.
+    """
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ValueError(f"{type(a).__name__} and {type(b).__name__} do not have the same weights to compare")
+    return max((float((sa[k].detach().double() - sb[k].detach().double().to(sa[k].device)).abs().max())
+                for k in sa if sa[k].numel()), default=0.0)
+
+
 def input_normalization(model: nn.Module) -> tuple[float, float]:
     """``(mean, std)`` of the first :class:`Normalize` inside ``model`` (an ensemble's first member's).
 

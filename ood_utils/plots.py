@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from .validate import check_images, check_scores
+from .validate import as_numpy, check_images, check_scores
 
 if TYPE_CHECKING:
     import pandas
@@ -130,7 +130,7 @@ def heatmap(values: pandas.DataFrame, ax: plt.Axes | None = None, vmin: float = 
 def log_unit(values: torch.Tensor | np.ndarray, vmax: float | None = None, floor: float = 1e-3) -> np.ndarray:
     """Non-negative values mapped to [0, 1] on a log scale from ``floor * vmax`` to ``vmax``
     (default ``vmax``: the 99th percentile)."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0, None)
+    v = np.clip(as_numpy(values), 0, None)
     top = vmax if vmax is not None and vmax > 0 else (float(np.quantile(v, 0.99)) or 1.0)
     lo = np.log(floor * top)
     return np.clip((np.log(np.maximum(v, floor * top)) - lo) / (np.log(top) - lo), 0, 1)
@@ -145,7 +145,7 @@ def coloured_text(text: str, values: torch.Tensor | np.ndarray, vmax: float | No
     Lines longer than ``width`` wrap. Characters inside the ``(start, end)`` spans of ``boxes``
     are drawn in bold blue with a blue bar in the margin (e.g. spliced-in paragraphs).
     """
-    vals = np.asarray(values, dtype=np.float64)
+    vals = as_numpy(values)
     if vals.shape != (len(text),):
         raise ValueError(f"{len(text)} characters but values of shape {vals.shape}")
     if width < 1:

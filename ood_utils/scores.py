@@ -182,7 +182,7 @@ def disagreement(log_probs: torch.Tensor, first_pair_only: bool = False) -> torc
 
 def reference(scores_in_distribution: torch.Tensor) -> float:
     """The calibration reference: the mean score over in-distribution test inputs ``(B,)``."""
-    s = torch.as_tensor(scores_in_distribution)
+    s = torch.as_tensor(scores_in_distribution).detach()
     if s.ndim != 1 or s.numel() == 0:
         raise ValueError(f"expected a non-empty 1-D tensor of scores, got shape {tuple(s.shape)}")
     if not torch.isfinite(s).all():

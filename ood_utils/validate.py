@@ -67,11 +67,17 @@ def check_log_probs(log_probs: object, min_members: int = 1, atol: float = 1e-3)
     return log_probs
 
 
+def as_numpy(values: object, dtype: type = np.float64) -> np.ndarray:
+    """``values`` as a NumPy array of ``dtype``: a tensor on any device, with or without a
+    gradient (it is detached and copied to the CPU), an array or a list."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype)
+
+
 def check_scores(scores: object, name: str = "scores") -> np.ndarray:
     """Check a 1-D, non-empty, finite array of scores; return it as float64 NumPy."""
-    if isinstance(scores, torch.Tensor):
-        scores = scores.detach().cpu().numpy()
-    arr = np.asarray(scores, dtype=np.float64) if not isinstance(scores, np.ndarray) else scores.astype(np.float64)
+    arr = as_numpy(scores)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one score per input), got shape {arr.shape}")
     if arr.size == 0:

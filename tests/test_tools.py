@@ -107,3 +107,15 @@ def test_kernels_run_with_the_allocator_settings_and_the_callers_environment_win
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
     run_notebooks.run(nb, ROOT, timeout=60)
     assert nb.cells[0].outputs[0]["text"].split()[0] == "123456"
+
+
+def test_the_gpu_check_refuses_without_a_gpu_and_says_why():
+    """tools/gpu_check.sh runs every chapter with OOD_DEVICE=cuda; without CUDA it stops at once."""
+    import subprocess
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the script would run the whole book")
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    assert proc.returncode != 0 and "needs a CUDA GPU" in proc.stderr
