@@ -159,3 +159,18 @@ def test_every_term_link_names_a_glossary_term():
                 assert target.lower() in terms, f"{path.name}: {{term}}`{m.group(1)}` is not in the glossary"
                 used.add(target.lower())
     assert {"fooling image", "kl divergence", "fpr@95tpr", "false-alarm budget", "twins"} <= used
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_exercises_are_gated_so_their_statements_are_plain_markdown(path):
+    """sphinx-exercise's gated form: ```{exercise-start}``` and ```{exercise-end}``` in cells of their
+    own around ordinary Markdown, which Jupyter and Colab render (math included); the fenced
+    ```{exercise}``` form would show there as a code block."""
+    cells = nbformat.read(path, as_version=4).cells
+    assert not any(c.source.lstrip().startswith("```{exercise}") for c in cells), "use exercise-start/-end"
+    starts = [i for i, c in enumerate(cells) if c.source.lstrip().startswith("```{exercise-start}")]
+    assert starts
+    for i in starts:
+        body, end = cells[i + 1], cells[i + 2]
+        assert body.cell_type == "markdown" and "```" not in body.source and body.source.strip()
+        assert end.source.strip() == "```{exercise-end}\n```".strip()
