@@ -11,12 +11,17 @@ twin character models), :mod:`~ood_utils.plots`
 and :mod:`~ood_utils.book` (computed sentences, saved results).
 """
 
+import importlib.metadata
+
 from .config import Profile, get_device, get_profile, seed_everything
 from .models import Ensemble, MnistCNN
 from .scores import disagreement, flag, pairwise_kl, reference, twin_score
 from .train import TrainConfig, get_ensemble
 
-__version__ = "0.1.0"
+try:   # one place sets the version: pyproject.toml (read from the installed package's metadata)
+    __version__ = importlib.metadata.version("ood-utils")
+except importlib.metadata.PackageNotFoundError:   # imported from a source tree that is not installed
+    __version__ = "unknown"
 
 __all__ = [
     "Ensemble", "MnistCNN", "Profile", "TrainConfig", "disagreement", "flag", "get_device",

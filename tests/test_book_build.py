@@ -86,3 +86,6 @@ def test_site_builds_strictly(book):
     """Jupyter Book with ``-W -n --keep-going``: any warning or broken reference fails it."""
     assert book["sphinx"]["returncode"] == 0, book["sphinx"]["output"][-5000:]
     assert (ROOT / "_build" / "html" / "index.html").exists()
+    import build_book
+
+    assert f"ood-utils {build_book.package_version()}" in (ROOT / "_build" / "html" / "index.html").read_text()

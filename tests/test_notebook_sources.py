@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,7 @@ from student_notebooks import exercises, solution_blocks, to_student  # noqa: E4
 NOTEBOOKS = toc_notebooks(ROOT)
 CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
 REPO_URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def run_colab_cell(source: str, in_colab: bool) -> list[tuple[str, str]]:
@@ -55,6 +57,7 @@ def test_first_cell_installs_the_package_in_colab_only(path):
     assert len(calls) == 1 and calls[0][0] == "pip", calls
     line = calls[0][1]
     assert f"git+{REPO_URL}" in line, f"install from the configured repository {REPO_URL}: {line}"
+    assert line.rstrip().endswith(f'@v{VERSION}"'), f"pin the version that builds the page, v{VERSION}: {line}"
     assert not re.search(r"\b(torch|torchvision|numpy)\b", line.replace("ood-utils", "")), \
         "the Colab cell must not reinstall torch or numpy"
     assert "--upgrade" not in line and "--force-reinstall" not in line

@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -249,7 +250,14 @@ def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
         nbformat.write(progress_as_text(nbformat.from_dict(nb)), src / path.relative_to(ROOT))
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"   # executed above, once
+    config.setdefault("html", {})["extra_footer"] = (          # the one version, from pyproject.toml
+        f"<p>Built with ood-utils {package_version()}.</p>")
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def package_version() -> str:
+    """The package's version, from ``pyproject.toml`` (the one place that sets it)."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def environment() -> dict[str, str]:
