@@ -105,10 +105,11 @@ def test_page_in_browser(site, browser, page_name):
     # Figures: every image loaded; the visible ones have a nonzero size on the page.
     images = page.eval_on_selector_all(
         "article img",
-        "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, h: e.naturalHeight,"
+        "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, h: e.naturalHeight, alt: e.alt,"
         " shown: e.getBoundingClientRect().width, hidden: !!e.closest('details, .toggle-hidden, "
         ".dropdown, .toggle')}))")
     broken = [i["src"] for i in images if i["w"] == 0 or i["h"] == 0]
+    assert all(i["alt"].strip() for i in images), f"{page_name}: a figure without alt text"
     assert not broken, f"images that did not load: {broken}"
     assert not [i["src"] for i in images if not i["hidden"] and i["shown"] == 0], "an image has zero size"
     expected = expected_figures(page_name)

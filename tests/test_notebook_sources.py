@@ -177,3 +177,12 @@ def test_exercises_are_gated_so_their_statements_are_plain_markdown(path):
         body, end = cells[i + 1], cells[i + 2]
         assert body.cell_type == "markdown" and "```" not in body.source and body.source.strip()
         assert end.source.strip() == "```{exercise-end}\n```".strip()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_figure_has_alt_text(path):
+    """A cell that draws a figure describes it in one line (myst-nb's ``mystnb.image.alt``)."""
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code" and ("plt.show()" in cell.source or "plt.subplots" in cell.source):
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 20 and "\n" not in alt, f"{path.name} cell {i}: a figure without alt text"
