@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/python tools/build_book.py
 
-## make student: only the student notebooks (solutions replaced by stubs), nothing executed
+## make student: the student notebooks (solutions replaced by stubs) into student/, nothing executed
 student: $(STAMP)
 	$(BIN)/python tools/student_notebooks.py
 

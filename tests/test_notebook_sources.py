@@ -186,3 +186,22 @@ def test_every_figure_has_alt_text(path):
         if cell.cell_type == "code" and ("plt.show()" in cell.source or "plt.subplots" in cell.source):
             alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
             assert len(alt) > 20 and "\n" not in alt, f"{path.name} cell {i}: a figure without alt text"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_the_committed_student_notebook_is_current_and_linked(path):
+    """student/notebooks/ holds each chapter's student version (Colab opens it from the
+    repository): regenerate it with `make student` after changing the chapter."""
+    from student_notebooks import STUDENT_DIR
+
+    committed = ROOT / STUDENT_DIR / path.relative_to(ROOT)
+    assert committed.exists(), f"no {committed.relative_to(ROOT)}: run `make student`"
+    fresh = to_student(nbformat.read(path, as_version=4))
+    saved = nbformat.read(committed, as_version=4)
+    assert [(c.cell_type, c.source) for c in saved.cells] == [(c.cell_type, c.source) for c in fresh.cells], \
+        f"{committed.relative_to(ROOT)} is stale: run `make student`"
+    slug = REPO_URL.split("github.com/")[1]
+    exercises_cell = next(c.source for c in fresh.cells if c.source.startswith("## Exercises"))
+    rel = f"v{VERSION}/{STUDENT_DIR}/{path.relative_to(ROOT)}"
+    assert f"https://colab.research.google.com/github/{slug}/blob/{rel}" in exercises_cell
+    assert f"{REPO_URL}/raw/{rel}" in exercises_cell

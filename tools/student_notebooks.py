@@ -1,7 +1,11 @@
 """Generate the student versions of the chapters: every worked solution becomes a stub.
 
-    python tools/student_notebooks.py                  # writes _build/student/notebooks/*.ipynb
+    python tools/student_notebooks.py                  # writes student/notebooks/*.ipynb
     python tools/student_notebooks.py --out /tmp/class
+
+The repository keeps them in ``student/notebooks/`` so that each chapter can link to its student
+version in Colab and for download (``tests/test_notebook_sources.py`` fails when one is stale:
+run ``make student``).
 
 A chapter's exercises use sphinx-exercise's gated solutions::
 
@@ -31,6 +35,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import toc_notebooks  # noqa: E402
+
+#: Where ``make student`` writes, relative to the repository's root (and where the links point).
+STUDENT_DIR = "student"
 
 SOLUTION_START = re.compile(r"^\s*```\{solution-start\}\s+(\S+)")
 SOLUTION_END = re.compile(r"^\s*```\{solution-end\}")
@@ -125,7 +132,7 @@ def write_student_notebooks(paths: list[Path], out: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
+    parser.add_argument("--out", type=Path, default=ROOT / STUDENT_DIR)
     args = parser.parse_args()
     for target in write_student_notebooks(toc_notebooks(ROOT), args.out):
         nb = nbformat.read(target, as_version=4)
