@@ -96,7 +96,7 @@ def main() -> int:
             py = make_env(args.python, venv, build_wheel(work))
         version = subprocess.run([str(py), "-c", "import sys, ood_utils; print(sys.version.split()[0], "
                                   "ood_utils.__version__, ood_utils.__file__)"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+                                 cwd=work, capture_output=True, text=True, check=True).stdout.strip()
         print(f"environment ready in {time.perf_counter() - t0:.0f} s: Python, ood-utils, location: {version}",
               flush=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OOD_", "PYTHONPATH", "VIRTUAL_ENV"))}
