@@ -88,4 +88,5 @@ def test_site_builds_strictly(book):
     assert (ROOT / "_build" / "html" / "index.html").exists()
     import build_book
 
-    assert f"ood-utils {build_book.package_version()}" in (ROOT / "_build" / "html" / "index.html").read_text()
+    landing = ROOT / "_build" / "html" / "book" / "intro.html"   # index.html only redirects here
+    assert f"ood-utils {build_book.package_version()}" in landing.read_text()
