@@ -13,7 +13,7 @@
    internet; Colab downloads them), models and results go to fresh folders.
 
 Prints each chapter's time; exits non-zero if one fails. ``--venv DIR`` reuses an environment
-made before (step 2 is the slow one: it installs torch).
+made before (step 2 is the slow one: it installs torch); this commit's wheel replaces the package in it.
 """
 
 from __future__ import annotations
@@ -92,8 +92,12 @@ def main() -> int:
         t0 = time.perf_counter()
         venv = args.venv or work / "venv"
         py = venv / "bin" / "python"
-        if not py.exists():
-            py = make_env(args.python, venv, build_wheel(work))
+        wheel = build_wheel(work)
+        if py.exists():   # a reused environment gets this commit's package, its dependencies as they are
+            subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+                            str(wheel)], check=True)
+        else:
+            py = make_env(args.python, venv, wheel)
         version = subprocess.run([str(py), "-c", "import sys, ood_utils; print(sys.version.split()[0], "
                                   "ood_utils.__version__, ood_utils.__file__)"],
                                  cwd=work, capture_output=True, text=True, check=True).stdout.strip()
