@@ -720,6 +720,15 @@ def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]]
     return row.get(metric)
 
 
+def scale_verdict(results: Mapping[tuple[str, str], Mapping[str, object]], key: str) -> str | None:
+    """The verdict on claim ``key`` from its original-scale numbers (:func:`verdict`), or ``None``
+    when neither protocol has one in ``results`` (a chapter then keeps its own scale's verdict)."""
+    values = {p: original_scale_value(results, key, p) for p in PROTOCOLS}
+    if values["original"] is None and values["book"] is None:
+        return None
+    return verdict(key, values["original"], values["book"], scale="original")
+
+
 def original_scale_table(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str,
                          metrics_shown: Sequence[str]) -> pd.DataFrame | None:
     """The original-scale numbers of ``experiment`` under both protocols, for a chapter.

@@ -142,3 +142,14 @@ def test_the_replication_page_judges_a_claim_on_the_larger_run():
     assert (row["original protocol, original scale"], row["book protocol, original scale"]) == (0.968, 0.985)
     assert row["verdict"] == "reproduced" and row["original protocol"] == 0.55     # both scales shown
     assert table.loc["ensemble of 8, MNIST -> FashionMNIST: AUROC", "verdict"] == "not run at this scale"
+
+
+def test_a_chapter_gets_the_verdict_of_the_larger_run_or_none():
+    at_scale = {("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}}}
+    assert replication.scale_verdict(at_scale, "E2 mnist AUROC") == "reproduced (the book's protocol not run)"
+    assert replication.scale_verdict(at_scale, "E2 fashionmnist AUROC") is None
+    at_scale["E2", "book"] = {"numbers": {"mnist": {"AUROC": 0.80}}}
+    assert replication.scale_verdict(at_scale, "E2 mnist AUROC").startswith(
+        "reproduced only under the original's protocol")
+    with pytest.raises(ValueError, match="claim"):
+        replication.scale_verdict(at_scale, "E2 cifar AUROC")

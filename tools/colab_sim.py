@@ -8,7 +8,7 @@
 2. A fresh virtual environment gets that wheel with its base dependencies only (no ``[book,test]``
    extras; versions pinned by ``constraints.txt``), plus what Colab itself provides to run a
    notebook (``ipykernel``, ``nbclient``).
-3. Each chapter is copied alone into an empty folder and executed there in that environment. No
+3. Each chapter, as committed, is copied alone into an empty folder and executed there. No
    file of the repository is reachable: data come from ``$OOD_DATA_ROOT`` (this machine has no
    internet; Colab downloads them), models and results go to fresh folders.
 
@@ -87,6 +87,9 @@ def main() -> int:
     notebooks = toc_notebooks(ROOT) if args.all else [p.resolve() for p in args.notebooks]
     if not notebooks:
         parser.error("name notebooks, or --all")
+    outside = [str(p) for p in notebooks if not p.is_relative_to(ROOT)]
+    if outside:
+        parser.error(f"not notebooks of this repository: {', '.join(outside)}")
     with tempfile.TemporaryDirectory(prefix="colab-sim-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -109,9 +112,10 @@ def main() -> int:
         if os.environ.get("OOD_DATA_ROOT"):
             env["OOD_DATA_ROOT"] = os.environ["OOD_DATA_ROOT"]
         failed = 0
-        for nb in notebooks:
+        for nb in notebooks:   # the chapter as committed, like the package
             try:
-                print(f"{run_alone(py, nb, work, env):7.1f} s  {nb.name}", flush=True)
+                print(f"{run_alone(py, work / 'src' / nb.relative_to(ROOT), work, env):7.1f} s  {nb.name}",
+                      flush=True)
             except RuntimeError as err:
                 failed += 1
                 print(f"FAILED {err}", flush=True)
