@@ -42,8 +42,8 @@ def scale_note(budgets: tuple[str, ...] = ("main",), profile: str | None = None)
         profile: the profile's name (default: the active one).
 
     Example: "Measured in the fast profile: 10,000 training images for 3 epochs (4,000 for 2 where
-    many networks are trained), where the original trained on 60,000 for 14; a run at that scale
-    (``OOD_PROFILE=full``) would settle what depends on it."
+    many networks are trained), where the original trained on 60,000 for 14; where a claim was
+    also run at that scale (``tools/reproduce.py``), the book follows that run."
     """
     prof = get_profile(profile)
 
@@ -64,7 +64,8 @@ def scale_note(budgets: tuple[str, ...] = ("main",), profile: str | None = None)
     if at_original:
         return f"Measured in the {prof.name} profile, at the original's scale: {' '.join(parts)}."
     return (f"Measured in the {prof.name} profile: {' '.join(parts)}, where the original trained on "
-            f"60,000 for 14; a run at that scale (`OOD_PROFILE=full`) would settle what depends on it.")
+            f"60,000 for 14; where a claim was also run at that scale (`tools/reproduce.py`, the sections "
+            f"\"At the original's scale\"), the book follows that run.")
 
 
 def results_dir() -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -44,12 +45,47 @@ def _ok(message: str) -> bool:
     return True
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise CheckFailed(message)
+
+
+#: What every check says about an exercise whose stub is still ``...``.
+NOT_ANSWERED = ("not answered yet: replace the `...` in the exercise's code cell with your answer, run "
+                "that cell, then run this check again")
+
+
+def _answered(value: object, what: str) -> object:
+    """``value``, unless it is still the stub's ``...`` (then :class:`CheckFailed`)."""
+    if value is Ellipsis:
+        _fail(f"{what} is still `...`: {NOT_ANSWERED}")
+    return value
+
+
+def _own_work(fn: Callable, library: dict[str, object], task: str) -> None:
+    """Fail if ``fn`` is, or calls by name, one of the ``library`` functions the exercise asks to write.
+
+    ``library`` maps a name as it appears in code (``"auroc"``, ``"roc_auc_score"``) to the function
+    object (``None`` for one of another library). Nested functions and lambdas inside ``fn`` are
+    searched too. A stub left as ``...`` or an answer that is not a function fails first.
+    """
+    _answered(fn, "your function")
+    if not callable(fn):
+        _fail(f"expected your function, got {type(fn).__name__}")
+    if any(obj is not None and fn is obj for obj in library.values()):
+        _fail(f"that is the library's own function; the exercise is to {task} yourself")
+    stack = [fn.__code__] if hasattr(fn, "__code__") else []
+    while stack:
+        c = stack.pop()
+        used = set(c.co_names) & set(library)
+        if used:
+            _fail(f"your function calls {', '.join(sorted(used))}, which does the exercise for you; "
+                  f"{task} yourself")
+        stack += [k for k in c.co_consts if hasattr(k, "co_names")]
 
 
 def _as_tensor(value: object, what: str) -> torch.Tensor:
     """A student's result as a CPU tensor (a tensor on any device, or a NumPy array)."""
+    _answered(value, what)
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if not isinstance(value, torch.Tensor):
@@ -59,6 +95,7 @@ def _as_tensor(value: object, what: str) -> torch.Tensor:
 
 def _scalar(value: object, what: str) -> float:
     """``value`` as a float: a Python number, or a tensor / array holding one element."""
+    _answered(value, what)
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.detach().reshape(()))
     if isinstance(value, (np.ndarray, np.generic)) and np.size(value) == 1:
@@ -81,14 +118,21 @@ def _test_inputs(n: int, b: int = 64, c: int = 10, seed: int = 1234) -> torch.Te
 
 
 def _call(fn: Callable, *args: object, what: str) -> object:
+    """``fn(*args)``; a stub left as ``...``, an exception or a missing ``return`` fail the check."""
+    _answered(fn, what)
+    if not callable(fn):
+        _fail(f"{what} should be a function, got {type(fn).__name__}")
     try:
-        return fn(*args)
+        out = fn(*args)
     except CheckFailed:
         raise
     except Exception as err:  # the student's code raised: say so, with the input shapes
-        shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
+        shapes = ", ".join(str(tuple(a.shape)) for a in args if hasattr(a, "shape"))
         _fail(f"{what} raised {type(err).__name__}: {err} (called with inputs of shape {shapes})")
-    return None
+    if out is None:
+        _fail(f"{what} returned None: either the body is still the stub's `...` ({NOT_ANSWERED}), "
+              "or a `return` is missing")
+    return out
 
 
 def check_score_function(fn: ScoreFn, reference: ScoreFn, name: str, n_members: int = 2,
@@ -216,48 +260,297 @@ def check_energy(fn: Callable[[torch.Tensor], torch.Tensor], temperature: float 
     return False
 
 
-def check_threshold(threshold: float, scores_id: object, budget: float) -> bool:
-    """Check a threshold for a false-alarm budget: flag ``score > threshold``.
+def _threshold_cases() -> list[tuple[torch.Tensor, float]]:
+    """Fresh in-distribution scores and budgets: ``budget * n`` whole or not, ties, one tiny set."""
+    g = torch.Generator().manual_seed(11)
+    smooth = torch.randn(1000, generator=g, dtype=torch.float64).exp()     # heavy right tail
+    ties = (4 * torch.rand(400, generator=g, dtype=torch.float64)).round() / 4   # five values
+    return [(smooth, 0.01), (smooth[:999], 0.01), (smooth[:730], 0.05), (ties, 0.1),
+            (smooth[:20], 0.0), (smooth[:37], 0.25)]
 
-    Right when at most ``budget`` of the in-distribution scores are above it *and* no
-    lower threshold would also keep within budget (within one sample), i.e. the rule is
-    as sensitive as the budget allows.
+
+def check_threshold(fn: Callable[[torch.Tensor, float], float]) -> bool:
+    """Check ``fn(scores_id (B,), budget) -> float``: a threshold for a false-alarm budget.
+
+    The rule is "flag ``score > threshold``". On fresh scores (ties included, budgets for which
+    ``budget * B`` is not a whole number), the threshold must flag at most ``budget`` of them and
+    be as sensitive as that allows, each within one sample: a quantile of the scores, e.g.
+    ``torch.quantile(scores, 1 - budget)``, passes.
     """
-    s = torch.from_numpy(as_numpy(scores_id)).flatten()
-    if s.numel() == 0:
-        raise ValueError("scores_id is empty")
-    if not 0.0 < budget < 1.0:
-        raise ValueError(f"budget must be in (0, 1), got {budget}")
-    t = _scalar(threshold, "the threshold")
-    if not math.isfinite(t):
-        _fail(f"the threshold should be finite, got {t}")
-    rate = float((s > t).double().mean())
-    allowed = math.floor(budget * s.numel())
-    best = float(torch.sort(s, descending=True).values[allowed]) if allowed < s.numel() else -math.inf
-    if rate > budget:
-        _fail(f"{rate:.2%} of the in-distribution scores are above {t:.4g}: more false alarms than "
-              f"the budget of {budget:.2%}. Raise the threshold (hint: a quantile of the scores)")
-    if t > best and float((s > best).double().mean()) <= budget and (s > best).sum() > (s > t).sum():
-        _fail(f"within budget ({rate:.2%} false alarms), but stricter than needed: the smallest "
-              f"threshold with at most {budget:.2%} false alarms is {best:.4g}, and yours flags "
-              f"{int((s > best).sum() - (s > t).sum())} fewer inputs")
-    return _ok(f"threshold {t:.4g} gives {rate:.2%} false alarms, within the {budget:.2%} budget")
+    _own_work(fn, {"budget_threshold": scores.budget_threshold}, "choose the threshold")
+    for k, (s, budget) in enumerate(_threshold_cases()):
+        t = _scalar(_call(fn, s.clone(), budget, what="your threshold function"), "the threshold")
+        if not math.isfinite(t):
+            _fail(f"case {k}: the threshold should be finite, got {t}")
+        n, flagged = s.numel(), int((s > t).sum())
+        allowed = math.floor(round(budget * n, 9))
+        best = int((s > scores.budget_threshold(s, budget)).sum())     # the most the budget lets through
+        where = f"case {k} ({n} scores, budget {budget:.0%}{', with ties' if k == 3 else ''})"
+        if flagged > allowed + 1:
+            _fail(f"{where}: your threshold {t:.4g} flags {flagged} in-distribution scores, more than the "
+                  f"{allowed} the budget allows: raise it. The rule flags score > threshold, so about "
+                  f"(1 - budget) of the scores must lie at or below it")
+        if flagged < best - 1:
+            _fail(f"{where}: within budget ({flagged} false alarms), but stricter than needed: a threshold "
+                  f"of {scores.budget_threshold(s, budget):.4g} flags {best} and keeps within the budget. "
+                  "Lower it: as low as the budget allows")
+    return _ok(f"your thresholds keep within the budget and are as sensitive as it allows (within one "
+               f"sample) on {len(_threshold_cases())} unseen sets of scores, ties included")
 
 
-def check_auroc(value: float, scores_id: object, scores_ood: object) -> bool:
-    """Check an AUROC computed by hand (OOD positive, higher score = more OOD) to 1e-6."""
-    want = metrics.auroc(scores_id, scores_ood)
-    got = _scalar(value, "the AUROC")
-    if abs(got - want) < 1e-6:
-        return _ok(f"AUROC = {want:.4f}")
-    if abs(got - (1 - want)) < 1e-6:
-        _fail(f"you got 1 - AUROC ({got:.4f}): the positive class is out-of-distribution, and "
-              "higher scores should mean more out-of-distribution")
-    if not 0.0 <= got <= 1.0:
-        _fail(f"an AUROC is a probability in [0, 1], got {got}")
-    _fail(f"AUROC {got:.4f} is not {want:.4f}; the AUROC is the probability that a random OOD "
-          "input scores higher than a random in-distribution one (ties count 1/2)")
-    return False
+def _auroc_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Fresh score pairs: continuous, 0/1 (all ties), rounded (many ties), OOD scoring lower."""
+    g = torch.Generator().manual_seed(12)
+    r = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    n = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    return [(n(300), n(200) + 1.0), ((r(500) < 0.05).double(), (r(400) < 0.6).double()),
+            ((2 * n(250)).round(), (2 * n(150) + 1).round()), (n(120) + 0.5, n(90))]
+
+
+def check_auroc(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
+    """Check ``fn(scores_id (B_in,), scores_ood (B_out,)) -> float``: the AUROC by its definition.
+
+    OOD is the positive class and higher scores mean more OOD: the AUROC is the probability that a
+    random OOD score is above a random in-distribution one, ties counting 1/2. Tested on fresh
+    scores with and without ties, against :func:`ood_utils.metrics.auroc`, to 1e-6.
+    """
+    _own_work(fn, {"auroc": metrics.auroc, "roc_auc_score": None, "roc_curve": None},
+              "compute the AUROC")
+    for k, (s_in, s_out) in enumerate(_auroc_cases()):
+        want = metrics.auroc(s_in, s_out)
+        got = _scalar(_call(fn, s_in.clone(), s_out.clone(), what="your AUROC function"), "the AUROC")
+        if abs(got - want) < 1e-6:
+            continue
+        strict = float((s_out[None, :] > s_in[:, None]).double().mean())
+        if abs(got - (1 - want)) < 1e-6:
+            _fail(f"case {k}: you got 1 - AUROC ({got:.4f}): the positive class is out-of-distribution, "
+                  "and higher scores should mean more out-of-distribution")
+        if abs(got - strict) < 1e-6:
+            _fail(f"case {k}: ties count 1/2, and you counted them as 0 ({got:.4f} instead of {want:.4f})")
+        if not 0.0 <= got <= 1.0:
+            _fail(f"case {k}: an AUROC is a probability in [0, 1], got {got}")
+        _fail(f"case {k}: AUROC {got:.4f} is not {want:.4f}; the AUROC is the probability that a random "
+              "OOD input scores higher than a random in-distribution one (ties count 1/2)")
+    return _ok(f"your AUROC agrees with the definition on {len(_auroc_cases())} unseen pairs of score sets, "
+               "ties included")
+
+
+def check_subset_auroc(fn: Callable[..., float]) -> bool:
+    """Check ``fn(lp_in (M, B_in, C), lp_out (M, B_out, C), members, score_fn) -> float`` (chapter 7):
+    the AUROC of ``score_fn`` computed from the chosen members only, on fresh ensembles."""
+    lp_in, lp_out = _test_inputs(6, 80, seed=21), _test_inputs(6, 60, seed=22)
+    lp_out = torch.log_softmax(3 * lp_out, -1)           # the OOD members disagree more
+    for members in [(0, 3, 5), (4, 1), (2, 3, 4, 5)]:
+        for score_fn in (scores.mutual_information, scores.entropy_of_mean):
+            idx = list(members)
+            want = metrics.auroc(score_fn(lp_in[idx]), score_fn(lp_out[idx]))
+            got = _scalar(_call(fn, lp_in.clone(), lp_out.clone(), members, score_fn, what="your function"),
+                          "your AUROC")
+            if abs(got - want) < 1e-6:
+                continue
+            first = list(range(len(members)))
+            if abs(got - metrics.auroc(score_fn(lp_in), score_fn(lp_out))) < 1e-6:
+                _fail(f"members {members}: you scored all {len(lp_in)} members; keep only the chosen ones, "
+                      "lp[list(members)]")
+            if abs(got - metrics.auroc(score_fn(lp_in[first]), score_fn(lp_out[first]))) < 1e-6:
+                _fail(f"members {members}: you took the first {len(members)} members, not the chosen ones")
+            _fail(f"members {members}, {score_fn.__name__}: AUROC {got:.4f}, expected {want:.4f}")
+    return _ok("your subset AUROC matches on 3 unseen subsets of 6 members, with two scores")
+
+
+def check_rotation(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+    """Check ``fn(images (B, 1, H, W), k) -> (B, 1, H, W)``: ``k`` quarter turns counter-clockwise
+    (chapter 8), on fresh images that are not square, for k = 0, 1, 2, 3, -1 and 5."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(5, 1, 6, 6, generator=g)
+    for k in (1, 0, 2, 3, -1, 5):
+        want = torch.rot90(x, k, dims=(-2, -1))
+        got = _as_tensor(_call(fn, x.clone(), k, what="your rotation"), "your rotation")
+        if got.shape != want.shape:
+            _fail(f"k = {k}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}: turn the last two "
+                  "axes (height, width), not the batch or channel axis")
+        if torch.equal(got, want):
+            continue
+        if torch.equal(got, x):
+            _fail(f"k = {k}: the images come back unturned")
+        if torch.equal(got, torch.rot90(x, -k, dims=(-2, -1))):
+            _fail(f"k = {k}: you turned clockwise; the exercise asks for counter-clockwise turns "
+                  "(torch.rot90 with a positive k, or flip then transpose)")
+        if torch.equal(got, x.transpose(-2, -1)):
+            _fail(f"k = {k}: a transpose mirrors the image along its diagonal; a quarter turn also flips it")
+        _fail(f"k = {k}: not the image turned by {k} quarter turns counter-clockwise")
+    return _ok("your rotation matches torch.rot90 for k = 1, 0, 2, 3, -1, 5 on unseen images")
+
+
+def check_bootstrap_auroc(fn: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor]) -> bool:
+    """Check ``fn(scores_id (B_in,), scores_ood (B_out,), n_boot, generator) -> (n_boot,)`` (chapter 8):
+    AUROCs of resamples with replacement of both sets, each index drawn from ``generator``.
+
+    On fresh scores the answer must be reproducible from the generator, centred on the AUROC, and
+    as spread as a reference bootstrap of 2,000 resamples (standard deviation within 20%):
+    resampling one set only, or without replacement, gives too little spread.
+    """
+    g = torch.Generator().manual_seed(14)
+    s_in = torch.randn(250, generator=g, dtype=torch.float64)
+    s_out = torch.randn(250, generator=g, dtype=torch.float64) + 1.0
+    auc = metrics.auroc(s_in, s_out)
+    got = _as_tensor(_call(fn, s_in.clone(), s_out.clone(), 400, torch.Generator().manual_seed(0),
+                           what="your bootstrap"), "your bootstrap").double()
+    if got.shape != (400,):
+        _fail(f"expected one AUROC per resample, shape (400,) for n_boot = 400; got {tuple(got.shape)}")
+    if not ((got >= 0) & (got <= 1)).all():
+        _fail("every entry should be an AUROC, in [0, 1]")
+    again = _as_tensor(_call(fn, s_in.clone(), s_out.clone(), 400, torch.Generator().manual_seed(0),
+                             what="your bootstrap"), "your bootstrap").double()
+    if not torch.equal(got, again):
+        _fail("two calls with generators seeded alike give different AUROCs: draw every index from the "
+              "generator you are given (torch.randint(..., generator=generator))")
+    if float(got.std()) < 1e-9:
+        _fail("every resample gives the same AUROC: draw indices with replacement (torch.randint), a new "
+              "set for each resample; a permutation of the scores does not change their AUROC")
+    ref_g = torch.Generator().manual_seed(1)
+    ref = torch.tensor([metrics.auroc(s_in[torch.randint(len(s_in), (len(s_in),), generator=ref_g)],
+                                      s_out[torch.randint(len(s_out), (len(s_out),), generator=ref_g)])
+                        for _ in range(2000)], dtype=torch.float64)
+    if abs(float(got.mean()) - auc) > 0.015:
+        _fail(f"your resampled AUROCs average {float(got.mean()):.3f}, far from the AUROC of the scores, "
+              f"{auc:.3f}: resample each set from itself, keeping its size")
+    ratio = float(got.std() / ref.std())
+    if ratio < 0.8:
+        _fail(f"your AUROCs vary too little (standard deviation {float(got.std()):.4f}, a bootstrap gives "
+              f"about {float(ref.std()):.4f}): resample *both* sets, each with replacement and at its own size")
+    if ratio > 1.25:
+        _fail(f"your AUROCs vary too much (standard deviation {float(got.std()):.4f}, a bootstrap gives "
+              f"about {float(ref.std()):.4f}): resample each set at its own size, not smaller")
+    return _ok(f"reproducible from the generator, centred on the AUROC ({float(got.mean()):.3f} vs {auc:.3f}) "
+               f"and as spread as the bootstrap (standard deviation {ratio:.2f} x the reference's)")
+
+
+def _mahalanobis_reference(train: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Smallest squared Mahalanobis distance to a class mean, with the covariance shared by the classes."""
+    classes = labels.unique()
+    means = torch.stack([train[labels == c].mean(0) for c in classes])                     # (K, D)
+    centred = train - means[torch.searchsorted(classes, labels)]
+    precision = torch.linalg.pinv(centred.T @ centred / len(train))
+    d = x[:, None, :] - means[None]                                                         # (B, K, D)
+    return torch.einsum("bkd,de,bke->bk", d, precision, d).min(1).values
+
+
+def check_mahalanobis(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Check ``fn(train_features (M, D), train_labels (M,), features (B, D)) -> (B,)`` (chapter 9): the
+    smallest squared Mahalanobis distance from each feature vector to a class mean, with one covariance
+    shared by all classes, fitted on the training features (higher = more OOD).
+
+    Tested on fresh, correlated features; a constant factor (dividing the covariance by ``M``,
+    ``M - 1`` or ``M - K``) is accepted.
+    """
+    _own_work(fn, {"Mahalanobis": None}, "fit the class means and the shared covariance")
+    g = torch.Generator().manual_seed(15)
+    mix = torch.randn(4, 4, generator=g, dtype=torch.float64)                   # correlated features
+    centres = 3 * torch.randn(3, 4, generator=g, dtype=torch.float64)
+    labels = torch.arange(3).repeat_interleave(torch.tensor([60, 90, 150]))
+    train = centres[labels] + torch.randn(300, 4, generator=g, dtype=torch.float64) @ mix
+    x = torch.cat([centres + 0.1, 4 * torch.randn(20, 4, generator=g, dtype=torch.float64)])
+    want = _mahalanobis_reference(train, labels, x)
+    got = _as_tensor(_call(fn, train.clone(), labels.clone(), x.clone(), what="your Mahalanobis score"),
+                     "your Mahalanobis score").double()
+    if got.shape != want.shape:
+        _fail(f"expected one score per input, shape {tuple(want.shape)} for features of shape "
+              f"{tuple(x.shape)}; got {tuple(got.shape)}")
+    ratio = got / want
+    if torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-4) and float(ratio.mean()) > 0:
+        return _ok("your score matches the Mahalanobis distance to the nearest class mean on 23 unseen inputs "
+                   f"(up to the covariance's normalisation, a factor {float(ratio.mean()):.4f})")
+    if float((got * want).sum()) < 0:
+        _fail("your scores have the wrong sign: higher should mean farther from every class")
+    classes = labels.unique()
+    means = torch.stack([train[labels == c].mean(0) for c in classes])
+    euclid = (x[:, None] - means[None]).pow(2).sum(-1).min(1).values
+    if torch.allclose(got, euclid, rtol=1e-4) or torch.allclose(got.sqrt(), euclid.sqrt(), rtol=1e-4):
+        _fail("that is the Euclidean distance to the nearest mean: weigh the directions with the inverse of "
+              "the features' covariance")
+    one_mean = _mahalanobis_reference(train, torch.zeros_like(labels), x)
+    if torch.allclose(got / one_mean, (got / one_mean).mean().expand_as(got), rtol=1e-4):
+        _fail("you measured the distance to the mean of all training features; take the nearest *class* "
+              "mean, with the covariance of the features around their own class mean")
+    root = got / want.sqrt()
+    if torch.allclose(root, root.mean().expand_as(root), rtol=1e-4):
+        _fail("close: return the *squared* distance (no square root), as pytorch-ood does")
+    _fail("your scores are not the Mahalanobis distance to the nearest class mean: centre each training "
+          "feature on its class mean, average the outer products into one covariance, invert it "
+          "(torch.linalg.pinv), and take the smallest (x - mean)^T precision (x - mean) over the classes")
+
+
+def check_calibration_draws(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Check ``fn(scores_id (B,), scores_ood (B_out,), n_cal, budget, draws, generator) -> (alarms, caught)``
+    (chapter 10): for each of ``draws`` random calibration sets of ``n_cal`` in-distribution scores, the
+    threshold for ``budget`` (:func:`ood_utils.scores.budget_threshold`), then the share of the *other*
+    in-distribution scores above it (false alarms) and of the OOD scores above it (caught); both ``(draws,)``.
+    """
+    g = torch.Generator().manual_seed(16)
+    s_in = torch.rand(2000, generator=g, dtype=torch.float64)
+    s_out = 0.6 + torch.rand(500, generator=g, dtype=torch.float64)
+    out = {}
+    for n_cal in (20, 500):
+        res = _call(fn, s_in.clone(), s_out.clone(), n_cal, 0.05, 300, torch.Generator().manual_seed(0),
+                    what="your function")
+        if not (isinstance(res, tuple) and len(res) == 2):
+            _fail(f"return two tensors (false alarms, caught), got {type(res).__name__}")
+        alarms, caught = (_as_tensor(r, "your function").double() for r in res)
+        if alarms.shape != (300,) or caught.shape != (300,):
+            _fail(f"expected two tensors of shape (300,) for draws = 300, got {tuple(alarms.shape)} and "
+                  f"{tuple(caught.shape)}")
+        out[n_cal] = (alarms, caught)
+    a20, a500 = out[20][0], out[500][0]
+    if float(a500.std()) < 1e-9 or float(a20.std()) < 1e-9:
+        _fail("every calibration gives the same false-alarm share: draw a new random calibration set for each "
+              "draw, and measure the false alarms on the in-distribution scores it did not use")
+    if float(a500.median()) < 0.035 or float(a500.median()) > 0.065:
+        _fail(f"with 500 calibration scores the median false-alarm share is {float(a500.median()):.1%}, far from "
+              "the 5% budget: set each threshold with scores.budget_threshold(calibration, budget) and count "
+              "the held-out scores strictly above it")
+    if float(a20.std()) < 1.5 * float(a500.std()):
+        _fail("the false alarms vary as much with 20 calibration scores as with 500: calibrate on n_cal scores "
+              "only, and evaluate on the rest")
+    c = out[500][1]
+    expected = float(((0.6 + torch.rand(100000, generator=torch.Generator().manual_seed(1),
+                                        dtype=torch.float64)) > 0.95).double().mean())
+    if abs(float(c.median()) - expected) > 0.05:
+        _fail(f"the share of OOD scores caught has median {float(c.median()):.1%}, where about {expected:.0%} lie "
+              "above a 5% threshold here: count the OOD scores strictly above each threshold")
+    return _ok(f"median false alarms {float(a500.median()):.1%} for a 5% budget; 20 calibration scores spread "
+               f"them {float(a20.std() / a500.std()):.1f}x as much as 500 (300 unseen draws each)")
+
+
+def check_flag_shares(fn: Callable[[dict, str, float, str], dict]) -> bool:
+    """Check ``fn(para, calib, budget, kind) -> {label: share}`` (chapter 11): the threshold for
+    ``budget`` on ``para[calib][kind]`` (:func:`ood_utils.scores.budget_threshold`), then for every text
+    the share of its paragraph scores ``para[label][kind]`` strictly above it."""
+    g = torch.Generator().manual_seed(17)
+    para = {"English: held-out": {"twin": torch.rand(200, generator=g), "nll": torch.rand(200, generator=g)},
+            "English: other": {"twin": 0.1 + torch.rand(80, generator=g), "nll": torch.rand(80, generator=g)},
+            "German": {"twin": 0.9 + torch.rand(50, generator=g), "nll": 2 * torch.rand(50, generator=g)}}
+    for kind, budget in (("twin", 0.05), ("nll", 0.1)):
+        t = scores.budget_threshold(para["English: held-out"][kind], budget)
+        want = {k: float((v[kind] > t).double().mean()) for k, v in para.items()}
+        got = _call(fn, {k: dict(v) for k, v in para.items()}, "English: held-out", budget, kind,
+                    what="your function")
+        if not isinstance(got, dict) or set(got) != set(para):
+            _fail(f"return a dict with one share per text ({', '.join(para)}), got "
+                  f"{sorted(got) if isinstance(got, dict) else type(got).__name__}")
+        for label in para:
+            share = _scalar(got[label], f"the share of {label}")
+            if abs(share - want[label]) > 1e-9:
+                other = "nll" if kind == "twin" else "twin"
+                t_other = scores.budget_threshold(para["English: held-out"][other], budget)
+                if abs(share - float((para[label][other] > t_other).double().mean())) < 1e-9:
+                    _fail(f"kind = {kind!r}: you used the {other!r} scores; read para[label][kind]")
+                pooled = torch.cat([v[kind] for v in para.values()])
+                if abs(share - float((para[label][kind] > scores.budget_threshold(pooled, budget))
+                                     .double().mean())) < 1e-9:
+                    _fail("you calibrated on every text; calibrate on para[calib] only, the English you trust")
+                _fail(f"kind = {kind!r}, budget {budget:.0%}: {label} gets {share:.3f}, expected {want[label]:.3f}")
+    return _ok("your shares match on three unseen texts, for both kinds of score and two budgets")
 
 
 def check_fpr_at_tpr(fn: Callable[[np.ndarray, np.ndarray], float]) -> bool:
@@ -296,31 +589,97 @@ def _image_batch(image: object, what: str = "image") -> torch.Tensor:
     return x.float()
 
 
-def check_fooling_image(model: nn.Module, image: object, target: int, min_prob: float = 0.8) -> bool:
-    """Check that ``model`` gives ``image`` class ``target`` with probability ``>= min_prob``."""
-    probs = predict_log_probs(model, _image_batch(image)).exp()[0]
+#: How far (mean absolute pixel change) an attack may move an image from its noise start before the
+#: check stops believing it started there: uniform noise and a real digit differ by about 0.45.
+FROM_START = 0.2
+
+#: An image this close (L2, pixels in [0, 1]) to a training image of its class is taken for a copy
+#: of a real digit: noise images lie at about 15 from every digit, a test digit at about 5 from
+#: the nearest training digit of its class.
+NEAR_A_DIGIT = 9.0
+
+
+def _made_from_noise(image: torch.Tensor, starts: object, target: int,
+                     train_images: torch.Tensor | None, train_labels: torch.Tensor | None) -> str:
+    """Check that ``image (1, 1, H, W)`` came from one of ``starts`` and does not copy a training
+    digit of class ``target``; returns a sentence for the OK message."""
+    x0 = _image_batch(starts, "starts")
+    if x0.shape[1:] != image.shape[1:]:
+        _fail(f"the start images have shape {tuple(x0.shape[1:])} but your image {tuple(image.shape[1:])}")
+    moved = (image - x0).abs().flatten(1).mean(1)                    # (R,) per start
+    nearest = int(moved.argmin())
+    if float(moved[nearest]) > FROM_START:
+        _fail(f"your image is not one of the optimised start images: it differs from the nearest start by "
+              f"{float(moved[nearest]):.2f} per pixel on average, where the attack moves noise by far less "
+              f"than {FROM_START}. Optimise the noise images given in the exercise and keep one of them")
+    sentence = f"it lies {float(moved[nearest]):.3f} per pixel from start image {nearest}"
+    if train_images is not None:
+        if train_labels is None or len(train_labels) != len(train_images):
+            raise ValueError("give train_labels (one per training image) with train_images")
+        same = _as_tensor(train_images, "train_images")[_as_tensor(train_labels, "train_labels") == target]
+        if len(same):
+            dist = float((same.flatten(1).float() - image.flatten(1)).norm(dim=1).min())
+            if dist < NEAR_A_DIGIT:
+                _fail(f"your image is within L2 {dist:.1f} of a training image of a {target}: it is a digit, "
+                      "not noise that fools the network")
+            sentence += f", and at least L2 {dist:.1f} from every training '{target}'"
+    return sentence
+
+
+def check_fooling_image(model: nn.Module, image: object, target: int, starts: object = None,
+                        min_prob: float = 0.8, train_images: torch.Tensor | None = None,
+                        train_labels: torch.Tensor | None = None) -> bool:
+    """Check a fooling image: ``model`` gives it class ``target`` with probability ``>= min_prob``,
+    and it was made from noise.
+
+    Args:
+        model: a classifier returning logits ``(B, K)``.
+        image: one image ``(1, 28, 28)`` in ``[0, 1]``.
+        target: the class the attack aimed for.
+        starts: the noise images the attack started from, ``(R, 1, 28, 28)``; the image must lie
+            near one of them (:data:`FROM_START`). Required: a real digit of the class would
+            otherwise pass.
+        train_images, train_labels: optionally, training images ``(M, 1, 28, 28)`` and labels
+            ``(M,)``; the image must then be far from every one of class ``target``.
+    """
+    if starts is None:
+        raise ValueError("pass the noise images the attack started from, starts=..., so that the check "
+                         "can tell optimised noise from a real digit")
+    x = _image_batch(image)
+    target = int(_scalar(target, "target"))
+    probs = predict_log_probs(model, x).exp()[0]
     p = float(probs[target])
-    if p >= min_prob:
-        return _ok(f"the model is {p:.1%} sure this image is a {target}")
-    top = int(probs.argmax())
-    _fail(f"the model gives class {target} only {p:.1%} (it prefers class {top} at "
-          f"{float(probs[top]):.1%}); optimise longer, or check that you minimise the negative "
-          f"log-probability of class {target}")
-    return False
+    if p < min_prob:
+        top = int(probs.argmax())
+        _fail(f"the model gives class {target} only {p:.1%} (it prefers class {top} at "
+              f"{float(probs[top]):.1%}); optimise longer, or check that you minimise the negative "
+              f"log-probability of class {target}")
+    origin = _made_from_noise(x, starts, target, train_images, train_labels)
+    return _ok(f"the model is {p:.1%} sure this image is a {target}; {origin}")
 
 
-def check_twins_fooled(ensemble: nn.Module, image: object, target: int, ref: float,
-                       k: float = 10.0, min_prob: float = 0.8) -> bool:
-    """Check an attack on the twins: every member ``>= min_prob`` sure of ``target`` *and* unflagged.
+def check_twins_fooled(ensemble: nn.Module, image: object, target: int, ref: float, starts: object = None,
+                       k: float = 10.0, min_prob: float = 0.8, train_images: torch.Tensor | None = None,
+                       train_labels: torch.Tensor | None = None) -> bool:
+    """Check an attack on the twins: every member ``>= min_prob`` sure of ``target``, unflagged, and
+    the image made from noise.
 
     Args:
         ensemble: an :class:`ood_utils.models.Ensemble` (``forward`` gives ``(N, B, C)`` log-probabilities).
         image: one image ``(1, 28, 28)``.
         target: the class the attacker wants.
         ref: the in-distribution reference of the twin score (nats).
+        starts: the noise images the attack started from, ``(R, 1, 28, 28)`` (required, as in
+            :func:`check_fooling_image`).
         k: the flag multiplier.
+        train_images, train_labels: as in :func:`check_fooling_image`.
     """
-    lp = predict_log_probs(ensemble, _image_batch(image))          # (N, 1, C)
+    if starts is None:
+        raise ValueError("pass the noise images the attack started from, starts=..., so that the check "
+                         "can tell optimised noise from a real digit")
+    x = _image_batch(image)
+    target = int(_scalar(target, "target"))
+    lp = predict_log_probs(ensemble, x)                              # (N, 1, C)
     probs = lp.exp()[:, 0, target]
     score = float(scores.twin_score(lp)[0])
     weak = [i for i, p in enumerate(probs.tolist()) if p < min_prob]
@@ -333,8 +692,9 @@ def check_twins_fooled(ensemble: nn.Module, image: object, target: int, ref: flo
         _fail(f"all members say {target}, but the twin score {score:.3g} is {score / ref:.1f}x the "
               f"reference, above the {k:g}x flag: the detector catches it. Add a term that pulls "
               "the members' distributions together")
+    origin = _made_from_noise(x, starts, target, train_images, train_labels)
     return _ok(f"every member is at least {float(probs.min()):.1%} sure of class {target}, and the "
-               f"twin score is {score / ref:.2f}x the reference: the attack evades the {k:g}x rule")
+               f"twin score is {score / ref:.2f}x the reference: the attack evades the {k:g}x rule; {origin}")
 
 
 def check_cosine_similarity(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
@@ -500,22 +860,56 @@ def check_training_order(fn: Callable[..., nn.Module], batch_size: int = 8) -> b
 # --- Checks for the exercises of chapters 1-4 ---------------------------------------------
 
 
-def check_adversarial_digit(model: nn.Module, original: object, image: object, target: int,
-                            eps: float, min_prob: float = 0.8) -> bool:
-    """Check a targeted attack on a real digit under an L-infinity budget (chapter 1).
+def _targeted_pgd(model: nn.Module, x0: torch.Tensor, target: int, eps: torch.Tensor,
+                  steps: int = 40) -> torch.Tensor:
+    """The exercise's attack (chapter 1): sign-gradient steps of ``eps / 10`` on ``-log p(target)``,
+    projected into ``[x0 - eps, x0 + eps]`` and ``[0, 1]``; ``x0 (R, 1, H, W)``, ``eps (R,)``."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x0, eps = x0.to(device), eps.view(-1, 1, 1, 1).to(device, x0.dtype)
+    x = x0.clone()
+    try:
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss = -torch.log_softmax(model(x), dim=-1)[:, target]
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+            with torch.no_grad():
+                x = (x0 + (x - eps / 10 * grad.sign() - x0).clamp(-eps, eps)).clamp(0.0, 1.0)
+    finally:
+        model.train(was_training)
+    return x.detach().cpu()
 
-    Right when ``image`` stays within ``eps`` of ``original`` in every pixel, lies in
-    ``[0, 1]``, and ``model`` gives it class ``target`` with probability ``>= min_prob``.
+
+def check_adversarial_digit(model: nn.Module, original: object, image: object, target: int,
+                            eps: float, grid: object = None, min_prob: float = 0.8) -> bool:
+    """Check a targeted attack on a real digit under the smallest L-infinity budget of a grid (chapter 1).
+
+    Right when ``image`` stays within ``eps`` of ``original`` in every pixel, lies in ``[0, 1]``,
+    ``model`` gives it class ``target`` with probability ``>= min_prob``, ``eps`` is one of
+    ``grid``, and the exercise's attack (40 sign-gradient steps of ``eps / 10``) does not reach
+    ``min_prob`` with any smaller budget of the grid.
 
     Args:
         model: a classifier returning logits ``(B, K)``.
         original: the real digit, ``(1, 28, 28)`` or ``(1, 1, 28, 28)``.
         image: the attacked digit, same shape.
         target: the class the attacker wants.
-        eps: the largest change allowed in any one pixel.
+        eps: the budget you found: the largest change allowed in any one pixel.
+        grid: the budgets the exercise tries, e.g. ``0.05 * torch.arange(1, 11)`` (required).
     """
-    if not 0.0 < eps <= 1.0:
-        raise ValueError(f"eps must be in (0, 1], got {eps}")
+    if grid is None:
+        raise ValueError("pass the budgets you tried, grid=..., so that the check can verify that eps is "
+                         "the smallest that works")
+    _image_batch(image)                        # a stub left as `...` says so first
+    target = int(_scalar(target, "target"))
+    eps = _scalar(eps, "eps")
+    budgets = sorted(float(b) for b in torch.as_tensor(as_numpy(grid)).flatten())
+    if not budgets or not all(0.0 < b <= 1.0 for b in budgets):
+        raise ValueError(f"grid must hold budgets in (0, 1], got {budgets}")
+    if not any(abs(eps - b) < 1e-6 for b in budgets):
+        _fail(f"eps = {eps:g} is not one of the budgets the exercise tries "
+              f"({', '.join(f'{b:g}' for b in budgets)})")
     x0 = _image_batch(original, "original")
     x = _image_batch(image)
     if x.shape != x0.shape:
@@ -538,8 +932,18 @@ def check_adversarial_digit(model: nn.Module, original: object, image: object, t
         _fail(f"within the budget, but the model gives class {target} only {p:.1%} (it prefers "
               f"{top} at {float(probs[1, top]):.1%}): take more steps, or allow a larger eps; "
               f"check that you *decrease* the loss -log p(target)")
+    smaller = [b for b in budgets if b < eps - 1e-6]
+    if smaller:
+        attacked = _targeted_pgd(model, x0.expand(len(smaller), -1, -1, -1), target, torch.tensor(smaller))
+        reached = predict_log_probs(model, attacked).exp()[:, target]
+        works = [(b, float(q)) for b, q in zip(smaller, reached) if q > min_prob + 0.05]
+        if works:
+            b, q = works[0]
+            _fail(f"the image is right, but eps = {eps:g} is not the smallest budget that works: the "
+                  f"exercise's attack already reaches {q:.1%} for {target} with eps = {b:g}")
     return _ok(f"the model is {p:.1%} sure the attacked digit is a {target}; largest pixel change "
-               f"{float(change.max()):.3g} <= {eps:g}, L2 distance {float(change.norm()):.3g}")
+               f"{float(change.max()):.3g} <= {eps:g}, the smallest budget of the grid that works; "
+               f"L2 distance {float(change.norm()):.3g}")
 
 
 def _pair_of_numbers(value: object, what: str) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -188,6 +189,36 @@ def reference(scores_in_distribution: torch.Tensor) -> float:
     if not torch.isfinite(s).all():
         raise ValueError("scores contain NaN or inf")
     return float(s.double().mean())
+
+
+def budget_threshold(scores_in_distribution: torch.Tensor | np.ndarray, budget: float) -> float:
+    """The most sensitive threshold that keeps false alarms within ``budget``.
+
+    The rule is "flag ``score > threshold``". Of ``n`` in-distribution scores at most
+    ``floor(budget * n)`` may be flagged, so the threshold is the ``(floor(budget * n) + 1)``-th
+    largest score: exactly the scores above it are flagged (fewer where scores tie with it), and
+    any lower threshold would flag one more than the budget allows.
+
+    Args:
+        scores_in_distribution: ``(B,)`` scores of in-distribution inputs (higher = more OOD), a
+            tensor on any device or a NumPy array.
+        budget: the largest share of false alarms allowed, in ``[0, 1)`` (0 gives the maximum score).
+
+    Returns:
+        The threshold (a float).
+
+    Raises:
+        ValueError: empty or non-finite scores, or a budget outside ``[0, 1)``.
+    """
+    if not (isinstance(budget, (int, float)) and 0.0 <= budget < 1.0):
+        raise ValueError(f"budget must be a share of false alarms in [0, 1), e.g. 0.01 for 1%; got {budget!r}")
+    s = torch.as_tensor(scores_in_distribution).detach().cpu().double().flatten()
+    if s.numel() == 0:
+        raise ValueError("no in-distribution scores to calibrate on")
+    if not torch.isfinite(s).all():
+        raise ValueError("scores contain NaN or inf")
+    allowed = math.floor(round(budget * s.numel(), 9))   # round: 0.29 * 100 is 28.999999999999996
+    return float(s.sort(descending=True).values[allowed])
 
 
 def flag(scores: torch.Tensor, ref: float, k: float = 10.0,

@@ -44,16 +44,16 @@ def test_notebook_executes(book, name):
 def test_book_executes_within_its_time_budget(book):
     """Issue 7: the fast profile runs in 15 minutes on 2 cores; fail above 1.5 times that.
 
-    A chapter whose run was disturbed by other work on the machine was measured twice, and
-    its faster run counts (tools/build_book.py, ``execute_measured``).
+    Judged on the time on an idle machine (tools/build_book.py, ``idle_seconds``): the wall time
+    less the share of the CPUs that other processes took, so a busy machine does not fail it.
     """
     from build_book import BUDGET_SECONDS, describe
 
     times = "; ".join(f"{n}: {r['seconds']:.0f} s {describe(r)}" for n, r in book["notebooks"].items())
     assert book["environment"]["profile"] == "fast"
-    assert book["total_seconds"] <= 1.5 * BUDGET_SECONDS, (
-        f"executing the book took {book['total_seconds']:.0f} s, over 1.5 x the {BUDGET_SECONDS} s "
-        f"budget ({times})")
+    assert book["idle_total_seconds"] <= 1.5 * BUDGET_SECONDS, (
+        f"executing the book took about {book['idle_total_seconds']:.0f} s on an idle machine "
+        f"({book['total_seconds']:.0f} s of wall time), over 1.5 x the {BUDGET_SECONDS} s budget ({times})")
 
 
 @pytest.mark.notebooks

@@ -29,7 +29,7 @@ def linear_digit_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 def test_adversarial_digit_accepts_a_step_within_the_budget(capsys):
     model, x0, d = linear_digit_model()
-    assert checks.check_adversarial_digit(model, x0, x0 + 0.1 * d, target=1, eps=0.1)
+    assert checks.check_adversarial_digit(model, x0, x0 + 0.1 * d, target=1, eps=0.1, grid=[0.1, 0.2])
     assert capsys.readouterr().out.startswith("OK")
 
 
@@ -43,13 +43,13 @@ def test_adversarial_digit_accepts_a_step_within_the_budget(capsys):
 def test_adversarial_digit_explains_mistakes(image, message):
     model, x0, d = linear_digit_model()
     with pytest.raises(CheckFailed, match=message):
-        checks.check_adversarial_digit(model, x0, image(x0, d), target=1, eps=0.1)
+        checks.check_adversarial_digit(model, x0, image(x0, d), target=1, eps=0.1, grid=[0.1, 0.2])
 
 
 def test_adversarial_digit_rejects_a_target_the_digit_already_has():
     model, x0, d = linear_digit_model()
     with pytest.raises(ValueError, match="already classifies"):
-        checks.check_adversarial_digit(model, x0, x0 + 0.1 * d, target=0, eps=0.1)
+        checks.check_adversarial_digit(model, x0, x0 + 0.1 * d, target=0, eps=0.1, grid=[0.1, 0.2])
 
 
 # --- check_error_overlap -----------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_twin_step_accepts_the_summed_loss(capsys):
     (make_step(members=[0]), "member 2 did not change"),
     (make_step(step=False), "optimiser.step"),
     (make_step(returned=lambda loss: loss.item() / 2), "returned loss is the members' mean"),
-    (make_step(returned=lambda loss: None), "one number"),
+    (make_step(returned=lambda loss: None), "`return` is missing"),
 ])
 def test_twin_step_explains_mistakes(step, message):
     with pytest.raises(CheckFailed, match=message):

@@ -147,7 +147,7 @@ def trains_original(model, images, labels, order_seed, batch_size=64):
     (trains_original, "in place"),
     (lambda m, x, y, s, b=64: copy.deepcopy(m), "are the starting weights"),
     (lambda m, x, y, s, b=64: m, "returned the model you were given"),
-    (lambda m, x, y, s, b=64: None, "should return the trained model"),
+    (lambda m, x, y, s, b=64: None, "`return` is missing"),
 ])
 def test_training_order_explains_mistakes(wrong, message):
     with pytest.raises(CheckFailed, match=message):

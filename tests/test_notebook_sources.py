@@ -139,7 +139,31 @@ def test_execution_plan_runs_the_student_prefix_then_the_solutions():
     assert k == 3   # x = 1, the exercise, one stub
     assert [c.source for c in plan.cells][:2] == ["x = 1", nb.cells[1].source]
     assert plan.cells[2].metadata["student_stub"] == "ex-99-add"
-    assert [c.source for c in plan.cells[3:]] == [c.source for c in nb.cells[2:]]
+    assert plan.cells[3].metadata["student_stub"] == "ex-99-add" and "not answered yet" in plan.cells[3].source
+    assert [c.source for c in plan.cells[4:]] == [c.source for c in nb.cells[2:]]
+
+
+def test_a_stub_keeps_signatures_docstrings_and_the_variables_the_check_reads():
+    solution = nbformat.v4.new_code_cell(
+        'import math\n\n\ndef threshold(s: "torch.Tensor", budget: float) -> float:\n'
+        '    """The smallest threshold within budget: (B,) -> float."""\n'
+        '    return float(s.sort(descending=True).values[math.floor(budget * len(s))])\n\n\n'
+        'helper = 3\nmine: float = threshold(__import__("torch").arange(10.0), 0.1)\n')
+    nb = synthetic_chapter(solution)
+    nb.cells[-1] = nbformat.v4.new_code_cell("from ood_utils import checks\nchecks.check_threshold(threshold)\n"
+                                             "print(mine)")
+    (stub,) = [c for c in to_student(nb).cells if c.metadata.get("student_stub")]
+    assert 'def threshold(s: "torch.Tensor", budget: float) -> float:' in stub.source
+    assert '"""The smallest threshold within budget: (B,) -> float."""\n    ...' in stub.source
+    assert "mine = ..." in stub.source and "helper" not in stub.source and "return" not in stub.source
+    import build_book
+    plan, _ = build_book.execution_plan(nb)
+    namespace: dict = {}
+    for cell in plan.cells[2:4]:          # the stub, then the probe: the check says "not answered yet"
+        exec(cell.source, namespace)
+    namespace["threshold"] = lambda s, budget: float(s.max())        # a wrong answer: the probe fails
+    with pytest.raises(AssertionError, match="stricter than needed"):
+        exec(plan.cells[3].source, namespace)
 
 
 def glossary_terms() -> set[str]:

@@ -8,19 +8,19 @@
    A chapter with exercises runs as its *student* version up to and including the stubs
    of its first exercise, then continues with the book's solutions in the same kernel:
    one execution shows both that the chapter works and that the generated student
-   notebook runs up to its first exercise (the stub cells are dropped from the page).
+   notebook runs up to its first exercise, whose check, run on the untouched stubs, must say
+   "not answered yet" (the stub cells are dropped from the page).
 2. The executed notebooks and the other sources are staged in ``_build/src`` and Jupyter
    Book renders them there with execution off, strictly: warnings are errors.
 3. ``_build/execution.json`` records each notebook's seconds, its slowest cells, how busy
    the machine was with other work meanwhile, errors and stderr warnings, the sphinx
    build's return code and the environment; ``_build/student/`` holds the student notebooks.
 
-The time budget is for the book, not for whatever else the machine runs. A chapter whose
-run was disturbed (other processes or the hypervisor took at least ``CONTENDED`` of the
-CPUs, or, in the tests' build from an empty model cache, it took over ``SLOW_FACTOR`` times
-its ``REFERENCE_SECONDS``) runs once more, with
-the checkpoints the first run made deleted, so it trains again: the faster of the two runs
-counts, and the report keeps both.
+The time budget is for the book, not for whatever else the machine runs. Each chapter's report
+says how much of the CPUs other processes and the hypervisor took meanwhile, read from
+``/proc/stat`` before and after it (:func:`contention`), and its time on an idle machine,
+estimated as its wall time times the share of the CPUs left to it (:func:`idle_seconds`); the
+budget is checked on that estimate, so a busy machine does not fail the build.
 
 Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
 Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
@@ -60,7 +60,8 @@ def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, in
     """The notebook the build runs, and how many of its leading cells are the student's.
 
     Returns the book's cells with the student's stub cells of the first exercise inserted
-    before that exercise's solution (marked ``metadata.student_stub``), and the length of
+    before that exercise's solution, followed by :func:`unanswered_probe` (all marked
+    ``metadata.student_stub``), and the length of
     the student notebook's prefix that this runs (0 for a notebook without exercises).
     """
     blocks = solution_blocks(nb)
@@ -74,8 +75,25 @@ def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, in
     if prefix != [c.source for c in nb.cells[:start]]:
         raise RuntimeError("the student notebook's first cells differ from the book's")
     plan = nbformat.from_dict(nb)
-    plan.cells = list(nb.cells[:start]) + stubs + list(nb.cells[start:])
+    plan.cells = list(nb.cells[:start]) + stubs + [unanswered_probe(nb, blocks[0])] + list(nb.cells[start:])
     return plan, k
+
+
+def unanswered_probe(nb: nbformat.NotebookNode, block: tuple[str, int, int]) -> nbformat.NotebookNode:
+    """A cell that runs the exercise's check cell on the untouched stubs and fails unless the check
+    says "not answered yet" (what a student sees who runs it before answering)."""
+    label, _, end = block
+    check = next(c.source for c in nb.cells[end + 1:] if c.cell_type == "code")
+    cell = nbformat.v4.new_code_cell(
+        "from ood_utils.checks import CheckFailed as _CheckFailed\n"
+        "try:\n"
+        f"    exec({check!r}, globals())\n"
+        "except _CheckFailed as _err:\n"
+        f"    assert 'not answered yet' in str(_err), f'{label}: the check on the stubs says: {{_err}}'\n"
+        "else:\n"
+        f"    raise AssertionError('{label}: the check passed on the unanswered stubs')")
+    cell.metadata["student_stub"] = label
+    return cell
 
 
 def stderr_warnings(nb: nbformat.NotebookNode) -> list[str]:
@@ -143,58 +161,12 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
                   "others": contention(before, cpu_counters(), seconds)}
 
 
-#: Each notebook's execution time in a clean run of the tests' build (fast profile, 2 cores,
-#: reverse order from an empty model cache, the kernels with ``KERNEL_ENV``: 795.8 s in all, on the
-#: commit that added the original's protocol). In a build like that, a notebook over
-#: ``SLOW_FACTOR`` times its reference (plus 30 s) is measured once more.
-#: Update after a change that makes a chapter slower.
-REFERENCE_SECONDS = {
-    "01_fooling_attack.ipynb": 21, "02_twin_training.ipynb": 25, "03_kl_calibration.ipynb": 19,
-    "04_attacking_twins.ipynb": 62, "05_mnist_fashion.ipynb": 127, "06_identical_init.ipynb": 72,
-    "07_ensembles.ipynb": 104, "08_training_schemes.ipynb": 95, "09_baselines.ipynb": 54,
-    "10_weights_only.ipynb": 109, "11_text.ipynb": 102, "results.ipynb": 4, "replication.ipynb": 3}
-SLOW_FACTOR = 2.0
-#: Share of the machine's CPU time that other processes or the hypervisor may take before a
-#: chapter's time is considered disturbed. A clean run sees about 1%; since every chapter
-#: keeps both cores busy, one core taken part of the time slows it far more than its share.
-CONTENDED = 0.1
-
-
-def disturbed(name: str, rep: dict, reference: dict[str, float] | None = None) -> str | None:
-    """Why ``rep`` (from :func:`execute`) does not measure the book alone, or ``None``.
-    ``reference``: seconds per notebook name for this kind of build (or ``None``)."""
+def idle_seconds(rep: dict) -> float:
+    """A chapter's time on an idle machine, estimated: its wall time times the share of the CPUs
+    that other processes and the hypervisor left to it (its wall time where that is unknown).
+    Every chapter keeps both cores busy, so it slows about in proportion to the CPU it loses."""
     share = rep["others"]["share"]
-    if share is not None and share >= CONTENDED:
-        return (f"other work took {share:.0%} of the CPUs ({rep['others']['other_s']} s by "
-                f"other processes, {rep['others']['steal_s']} s stolen by the hypervisor)")
-    ref = (reference or {}).get(name)
-    if ref and rep["seconds"] > SLOW_FACTOR * ref + 30:
-        return f"{rep['seconds'] / ref:.1f} x its reference time of {ref} s"
-    return None
-
-
-def execute_measured(path: Path, log: Callable[[str], None] = print,
-                     reference: dict[str, float] | None = None) -> tuple[nbformat.NotebookNode, dict]:
-    """:func:`execute`, and once more if the first run was :func:`disturbed` (see the module
-    docstring). The report is the faster run's (the first run's if the second failed), with
-    ``disturbed`` (what disturbed the first run) and ``other_run`` (the other run's seconds,
-    error, load and slowest cells)."""
-    from ood_utils.config import cache_dir
-
-    cache = cache_dir()
-    existing = set(cache.rglob("*")) if cache.exists() else set()
-    nb, rep = execute(path)
-    why = None if rep["error"] else disturbed(path.name, rep, reference)
-    if why is None:
-        return nb, rep
-    log(f"{rep['seconds']:7.1f} s  {path.name}  disturbed: {why}; measuring it again")
-    for made in set(cache.rglob("*")) - existing:   # so that it trains again
-        if made.is_file():
-            made.unlink()
-    nb2, rep2 = execute(path)
-    keep, other = (rep, rep2) if rep2["error"] or rep2["seconds"] >= rep["seconds"] else (rep2, rep)
-    return (nb if keep is rep else nb2), {**keep, "disturbed": why, "other_run": {
-        k: other[k] for k in ("seconds", "error", "others", "slowest_cells")}}
+    return rep["seconds"] if share is None else round(rep["seconds"] * max(0.0, 1.0 - share), 1)
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -289,9 +261,8 @@ def describe(rep: dict) -> str:
         top = rep["slowest_cells"][0]
         parts.append(f"slowest cell {top['cell']}: {top['seconds']:.0f} s")
     if rep["others"]["share"] is not None:
-        parts.append(f"others took {rep['others']['share']:.0%} of the CPUs")
-    if "other_run" in rep:
-        parts.append(f"measured twice, the other run {rep['other_run']['seconds']:.0f} s")
+        parts.append(f"others took {rep['others']['share']:.0%} of the CPUs: about "
+                     f"{idle_seconds(rep):.0f} s on an idle machine")
     return f"{status}  ({'; '.join(parts)})" if parts else status
 
 
@@ -305,20 +276,16 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"order": [p.name for p in paths], "notebooks": {}, "environment": environment()}
     log("on " + ", ".join(f"{k} {v}" for k, v in report["environment"].items()))
-    from ood_utils.config import cache_dir
-
-    # The reference times hold for the tests' build: reverse order from an empty model cache.
-    cache = cache_dir()
-    fresh = reverse and not (cache.exists() and any(cache.iterdir()))
     executed = {}
     for path in paths:
-        nb, rep = execute_measured(path, log, REFERENCE_SECONDS if fresh else None)
+        nb, rep = execute(path)
         report["notebooks"][path.name] = rep
         executed[path] = nb
         log(f"{rep['seconds']:7.1f} s  {path.name}  {describe(rep)}")
     report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
-    log(f"{report['total_seconds']:7.1f} s  total notebook execution "
-        f"(budget {BUDGET_SECONDS} s for the fast profile on 2 CPU cores)")
+    report["idle_total_seconds"] = round(sum(idle_seconds(r) for r in report["notebooks"].values()), 1)
+    log(f"{report['total_seconds']:7.1f} s  total notebook execution, about {report['idle_total_seconds']:.0f} s "
+        f"on an idle machine (budget {BUDGET_SECONDS} s for the fast profile on 2 CPU cores)")
 
     student = out / "student"
     if student.exists():

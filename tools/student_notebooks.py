@@ -14,7 +14,9 @@ A chapter's exercises use sphinx-exercise's gated solutions::
     ```
     ```{solution-start} ex-03-symmetric-kl
     ```                          <- markdown cell: dropped, with every cell up to solution-end
-    (solution code cells)        <- each replaced by one stub cell: "# Exercise ...: your code" + ...
+    (solution code cells)        <- each replaced by one stub cell: "# Exercise ...: your code", its
+                                    imports, each function's signature and docstring with the body
+                                    ``...``, and ``name = ...`` for the variables the check reads
     ```{solution-end}
     ```
     checks.check_...(answer)     <- code cell after the solution: kept, so students check themselves
@@ -26,6 +28,7 @@ its first exercise's stub (tools/build_book.py), so a generated notebook always 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -77,10 +80,59 @@ def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, int, int]]:
     return blocks
 
 
-def stub(label: str, part: int, parts: int) -> nbformat.NotebookNode:
-    """The code cell a student sees instead of one cell of the solution."""
+def names_loaded(source: str) -> set[str]:
+    """The names a code cell reads (empty if it is not plain Python, e.g. has an IPython magic)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _signature(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """``node``'s decorators, ``def`` line(s) and docstring as written in ``source``, then ``...``."""
+    lines = source.splitlines()
+    body = node.body[0]
+    if body.lineno == node.lineno:                       # a one-line function: rebuild it
+        node.body = [ast.Expr(ast.Constant(Ellipsis))]
+        return ast.unparse(node)
+    first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+    kept = lines[first - 1:body.lineno - 1]
+    if isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) and isinstance(body.value.value, str):
+        kept += lines[body.lineno - 1:body.end_lineno]   # the docstring
+    return "\n".join(kept + [" " * body.col_offset + "..."])
+
+
+def skeleton(solution: str, needed: set[str]) -> str:
+    """What a stub keeps of one solution cell: its imports, each function's signature and docstring
+    as written, with the body ``...``, and ``name = ...`` for each variable it assigns that ``needed``
+    names (the check cell reads them), so that running the check before answering says "not
+    answered yet". Empty for a cell that is not plain Python."""
+    try:
+        tree = ast.parse(solution)
+    except SyntaxError:
+        return ""
+    blocks: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            blocks.append(ast.get_source_segment(solution, node) or ast.unparse(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            blocks.append("\n\n" + _signature(solution, node) + "\n\n")
+        else:
+            targets = (node.targets if isinstance(node, ast.Assign) else
+                       [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            blocks += [f"{name} = ..." for name in names if name in needed and f"{name} = ..." not in blocks]
+    text = "\n".join(blocks)
+    return re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
+
+
+def stub(label: str, part: int, parts: int, solution: str = "", needed: set[str] = frozenset()
+         ) -> nbformat.NotebookNode:
+    """The code cell a student sees instead of one cell of the solution (see :func:`skeleton`)."""
     which = f" (part {part} of {parts})" if parts > 1 else ""
-    cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n...")
+    body = skeleton(solution, set(needed)) or "..."
+    cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n{body}")
     cell.metadata["student_stub"] = label
     return cell
 
@@ -94,8 +146,9 @@ def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     while i < len(nb.cells):
         if i in starts:
             label, end = starts[i]
-            code = [c for c in nb.cells[i + 1:end] if c.cell_type == "code"]
-            cells += [stub(label, k + 1, len(code)) for k in range(max(1, len(code)))]
+            code = [c.source for c in nb.cells[i + 1:end] if c.cell_type == "code"] or [""]
+            check = next((c.source for c in nb.cells[end + 1:] if c.cell_type == "code"), "")
+            cells += [stub(label, k + 1, len(code), src, names_loaded(check)) for k, src in enumerate(code)]
             i = end + 1
             continue
         cell = nbformat.from_dict(nb.cells[i])
