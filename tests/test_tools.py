@@ -58,6 +58,11 @@ def test_a_chapters_idle_time_is_estimated_from_recorded_counters():
     assert build_book.idle_seconds({"seconds": 50.0, "others": {"share": None}}) == 50.0   # not Linux
     assert build_book.idle_seconds({"seconds": 50.0, "others": {"share": 1.3}}) == 0.0
     assert "on an idle machine" in build_book.describe({**rep, "error": None, "warnings": []})
+    report = {"notebooks": {"a": {"seconds": 100.0, "others": {"share": 0.5}},
+                            "b": {"seconds": 300.0, "others": {"share": 0.1}},
+                            "c": {"seconds": 9.0, "others": {"share": None}}}}
+    assert build_book.busy_share(report) == 0.2          # weighted by time: (50 + 30) / 400
+    assert build_book.busy_share({"notebooks": {"c": report["notebooks"]["c"]}}) is None
 
 
 def test_a_chapter_is_timed_with_its_slowest_cells(tmp_path, monkeypatch):

@@ -19,8 +19,10 @@
 The time budget is for the book, not for whatever else the machine runs. Each chapter's report
 says how much of the CPUs other processes and the hypervisor took meanwhile, read from
 ``/proc/stat`` before and after it (:func:`contention`), and its time on an idle machine,
-estimated as its wall time times the share of the CPUs left to it (:func:`idle_seconds`); the
-budget is checked on that estimate, so a busy machine does not fail the build.
+estimated as its wall time times the share of the CPUs left to it (:func:`idle_seconds`). The
+tests judge the budget on that estimate, and only where it means something: when others took
+less than ``ESTIMABLE`` of the CPUs over the build. On a busier machine the budget cannot be
+measured, and the test says so instead of failing.
 
 Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
 Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
@@ -159,6 +161,21 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     return plan, {"seconds": round(seconds, 1), "error": error, "warnings": stderr_warnings(plan),
                   "student_cells_run": student_cells, "slowest_cells": slowest_cells(plan),
                   "others": contention(before, cpu_counters(), seconds)}
+
+
+#: Above this share of the CPUs taken by others, the idle-machine estimate means little: a 2-thread
+#: chapter beside a one-core busy loop (share 0.5) ran 3.1 times slower, not 2 (issue 7's
+#: measurement), so :func:`idle_seconds` would be half as large again as the truth.
+ESTIMABLE = 0.25
+
+
+def busy_share(report: dict) -> float | None:
+    """The share of the CPUs other processes and the hypervisor took over the whole build
+    (``None`` where unknown)."""
+    reps = [r for r in report["notebooks"].values() if r["others"]["share"] is not None]
+    if not reps:
+        return None
+    return round(sum(r["others"]["share"] * r["seconds"] for r in reps) / sum(r["seconds"] for r in reps), 3)
 
 
 def idle_seconds(rep: dict) -> float:
