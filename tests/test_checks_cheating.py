@@ -14,6 +14,7 @@ from torch import nn
 from ood_utils import checks, data, metrics, scores
 from ood_utils.checks import CheckFailed
 from conftest import needs_data
+from test_checks_ch01_04 import linear_digit_model
 
 # --- a stub left as `...` -------------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ def test_a_real_digit_is_not_a_fooling_image(trained_cnn):
 
 
 def test_an_adversarial_digit_needs_the_smallest_budget_of_the_grid():
-    model, x0, d = linear_model()
+    model, x0, d = linear_digit_model()
     grid = [0.05, 0.1, 0.2, 0.5]
     with pytest.raises(CheckFailed, match="not one of the budgets"):
         checks.check_adversarial_digit(model, x0, x0 + 0.1 * d, 1, eps=1.0, grid=grid)    # "anything goes"
@@ -183,20 +184,6 @@ def test_an_adversarial_digit_needs_the_smallest_budget_of_the_grid():
     with pytest.raises(ValueError, match="grid"):
         checks.check_adversarial_digit(model, x0, x0 + 0.05 * d, 1, eps=0.05)
     assert checks.check_adversarial_digit(model, x0, x0 + 0.05 * d, 1, eps=0.05, grid=grid)
-
-
-def linear_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A linear classifier that calls a grey image 0 and turns to 1 along ``direction``."""
-    g = torch.Generator().manual_seed(0)
-    direction = torch.where(torch.rand(1, 28, 28, generator=g) < 0.5, -1.0, 1.0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    with torch.no_grad():
-        model[1].weight.zero_()
-        model[1].bias.zero_()
-        model[1].weight[1] = direction.flatten()
-        model[1].bias[1] = -float(direction.sum()) * 0.5
-        model[1].bias[0] = 5.0
-    return model, torch.full((1, 28, 28), 0.5), direction
 
 
 # --- the chapters' new exercises (8-11) ----------------------------------------------------------------
