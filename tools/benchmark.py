@@ -15,7 +15,7 @@ Three comparisons, each in one run on the same machine and data:
     ``MaxSoftmax`` on member 0 of the same twins;
 (d) the CNN's memory layout: the package's channels-last weights against PyTorch's default
     (contiguous) layout, for scoring (images per second) and for one model's training step;
-(e) the memory-allocator settings the book's kernels run with (``KERNEL_ENV`` in
+(e) the memory-allocator settings the book's kernels run with (``MALLOC_ENV`` in
     ``tools/run_notebooks.py``) against glibc's defaults, each in a fresh process: twin
     scoring (images per second) and a twin training step.
 
@@ -151,11 +151,11 @@ def allocator_rates(n_images: int, n_steps: int) -> dict[str, tuple[float, float
     """(e) ``{"scoring": (kernels' settings, glibc defaults) images/s, "training": ... s per step}``,
     each measured by :func:`probe` in a fresh process (malloc reads its settings at start)."""
     sys.path.insert(0, str(ROOT / "tools"))
-    from run_notebooks import KERNEL_ENV
+    from run_notebooks import MALLOC_ENV
 
-    plain = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    plain = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
     runs = []
-    for env in ({**plain, **KERNEL_ENV}, plain):
+    for env in ({**plain, **MALLOC_ENV}, plain):
         out = subprocess.run([sys.executable, __file__, "--probe", str(n_images), str(n_steps)],
                              env=env, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))

@@ -50,9 +50,15 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 #: every block larger than its mmap threshold back to the system when it is freed, so each large
 #: tensor (a batch's activations) is allocated afresh and every one of its pages faults again.
 #: Keeping freed memory in the heap makes scoring in batches of 1,000 about twice as fast on this
-#: book's 2-core CPU (performance appendix, comparison (e)). A variable already set in the
-#: environment wins.
-KERNEL_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+#: book's 2-core CPU (performance appendix, comparison (e)).
+#: ``OMP_WAIT_POLICY=PASSIVE``: an OpenMP thread that waits for the other sleeps instead of
+#: spinning. When another process keeps one of the 2 cores busy, spinning threads fight it for
+#: the core: chapter 11 from an empty cache took over 21 minutes instead of 104 s. Passive, it
+#: takes 138 s under that load and 124 s on a quiet machine; a CNN twin training step costs the
+#: same either way when quiet (101 vs 103 ms) and 278 vs 189 ms under the load.
+#: A variable already set in the environment wins.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+KERNEL_ENV = {**MALLOC_ENV, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def run(nb: nbformat.NotebookNode, folder: Path, timeout: int = 1200) -> float:
