@@ -46,18 +46,14 @@ def test_cpu_counters_see_this_process_work():
     assert after["ours"] > before["ours"] and after["busy"] >= before["busy"]
 
 
-def test_a_chapters_idle_time_is_estimated_from_recorded_counters():
-    """The budget is checked on the time a chapter would take on an idle machine: recorded
-    /proc/stat counters, not the live machine, so this does not depend on how busy it is."""
+def test_how_busy_the_machine_was_comes_from_recorded_counters():
+    """The budget is judged only on a quiet build: how quiet is read from recorded /proc/stat
+    counters, so this test does not depend on how busy the machine is now."""
     before = {"busy": 1000.0, "steal": 0.0, "ours": 400.0}
     after = {"busy": 1400.0, "steal": 20.0, "ours": 600.0}    # 400 s busy: 200 ours, 200 others; 20 stolen
     rep = {"seconds": 200.0, "others": build_book.contention(before, after, seconds=200.0)}
-    cpus = os.cpu_count()
-    assert rep["others"]["share"] == round(220.0 / (200.0 * cpus), 3)
-    assert build_book.idle_seconds(rep) == round(200.0 * (1 - rep["others"]["share"]), 1)
-    assert build_book.idle_seconds({"seconds": 50.0, "others": {"share": None}}) == 50.0   # not Linux
-    assert build_book.idle_seconds({"seconds": 50.0, "others": {"share": 1.3}}) == 0.0
-    assert "on an idle machine" in build_book.describe({**rep, "error": None, "warnings": []})
+    assert rep["others"]["share"] == round(220.0 / (200.0 * os.cpu_count()), 3)
+    assert "of the CPUs" in build_book.describe({**rep, "error": None, "warnings": []})
     report = {"notebooks": {"a": {"seconds": 100.0, "others": {"share": 0.5}},
                             "b": {"seconds": 300.0, "others": {"share": 0.1}},
                             "c": {"seconds": 9.0, "others": {"share": None}}}}

@@ -18,11 +18,11 @@
 
 The time budget is for the book, not for whatever else the machine runs. Each chapter's report
 says how much of the CPUs other processes and the hypervisor took meanwhile, read from
-``/proc/stat`` before and after it (:func:`contention`), and its time on an idle machine,
-estimated as its wall time times the share of the CPUs left to it (:func:`idle_seconds`). The
-tests judge the budget on that estimate, and only where it means something: when others took
-less than ``ESTIMABLE`` of the CPUs over the build. On a busier machine the budget cannot be
-measured, and the test says so instead of failing.
+``/proc/stat`` before and after it (:func:`contention`). The tests judge the budget on the wall
+time only where the build had the machine to itself (others took less than ``QUIET`` of the
+CPUs over it, :func:`busy_share`); on a busier machine the book's own time cannot be told
+apart from the others' (how much a chapter slows depends on what the other work is), and the
+test says so instead of failing.
 
 Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
 Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
@@ -163,10 +163,11 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
                   "others": contention(before, cpu_counters(), seconds)}
 
 
-#: Above this share of the CPUs taken by others, the idle-machine estimate means little: a 2-thread
-#: chapter beside a one-core busy loop (share 0.5) ran 3.1 times slower, not 2 (issue 7's
-#: measurement), so :func:`idle_seconds` would be half as large again as the truth.
-ESTIMABLE = 0.25
+#: The share of the CPUs that others may take over a build whose time is judged against the
+#: budget: a clean run sees about 1%. Above it the wall time measures the machine as much as the
+#: book: beside a one-core busy loop chapter 11 took 138 s with passive OpenMP threads (124 s
+#: quiet) and over 21 minutes with spinning ones (104 s quiet).
+QUIET = 0.1
 
 
 def busy_share(report: dict) -> float | None:
@@ -176,14 +177,6 @@ def busy_share(report: dict) -> float | None:
     if not reps:
         return None
     return round(sum(r["others"]["share"] * r["seconds"] for r in reps) / sum(r["seconds"] for r in reps), 3)
-
-
-def idle_seconds(rep: dict) -> float:
-    """A chapter's time on an idle machine, estimated: its wall time times the share of the CPUs
-    that other processes and the hypervisor left to it (its wall time where that is unknown).
-    Every chapter keeps both cores busy, so it slows about in proportion to the CPU it loses."""
-    share = rep["others"]["share"]
-    return rep["seconds"] if share is None else round(rep["seconds"] * max(0.0, 1.0 - share), 1)
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -278,8 +271,7 @@ def describe(rep: dict) -> str:
         top = rep["slowest_cells"][0]
         parts.append(f"slowest cell {top['cell']}: {top['seconds']:.0f} s")
     if rep["others"]["share"] is not None:
-        parts.append(f"others took {rep['others']['share']:.0%} of the CPUs: about "
-                     f"{idle_seconds(rep):.0f} s on an idle machine")
+        parts.append(f"others took {rep['others']['share']:.0%} of the CPUs")
     return f"{status}  ({'; '.join(parts)})" if parts else status
 
 
@@ -300,9 +292,9 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         executed[path] = nb
         log(f"{rep['seconds']:7.1f} s  {path.name}  {describe(rep)}")
     report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
-    report["idle_total_seconds"] = round(sum(idle_seconds(r) for r in report["notebooks"].values()), 1)
-    log(f"{report['total_seconds']:7.1f} s  total notebook execution, about {report['idle_total_seconds']:.0f} s "
-        f"on an idle machine (budget {BUDGET_SECONDS} s for the fast profile on 2 CPU cores)")
+    report["busy_share"] = busy_share(report)
+    log(f"{report['total_seconds']:7.1f} s  total notebook execution (budget {BUDGET_SECONDS} s for the fast "
+        f"profile on 2 CPU cores; others took {report['busy_share'] or 0:.0%} of the CPUs)")
 
     student = out / "student"
     if student.exists():
