@@ -229,3 +229,5 @@ def test_the_committed_student_notebook_is_current_and_linked(path):
     rel = f"v{VERSION}/{STUDENT_DIR}/{path.relative_to(ROOT)}"
     assert f"https://colab.research.google.com/github/{slug}/blob/{rel}" in exercises_cell
     assert f"{REPO_URL}/raw/{rel}" in exercises_cell
+    stubs = [c.source for c in fresh.cells if c.metadata.get("student_stub")]
+    assert stubs and all(s.rstrip().endswith("...") for s in stubs), "every stub ends where the student writes"

@@ -131,7 +131,9 @@ def stub(label: str, part: int, parts: int, solution: str = "", needed: set[str]
          ) -> nbformat.NotebookNode:
     """The code cell a student sees instead of one cell of the solution (see :func:`skeleton`)."""
     which = f" (part {part} of {parts})" if parts > 1 else ""
-    body = skeleton(solution, set(needed)) or "..."
+    body = skeleton(solution, set(needed))
+    if not body.endswith("..."):       # e.g. a cell of imports only: the student's code goes after them
+        body = f"{body}\n...".lstrip("\n")
     cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n{body}")
     cell.metadata["student_stub"] = label
     return cell
