@@ -278,13 +278,15 @@ def check_threshold(fn: Callable[[torch.Tensor, float], float]) -> bool:
     ``torch.quantile(scores, 1 - budget)``, passes.
     """
     _own_work(fn, {"budget_threshold": scores.budget_threshold}, "choose the threshold")
-    for k, (s, budget) in enumerate(_threshold_cases()):
+    cases = _threshold_cases()
+    for k, (s, budget) in enumerate(cases):
         t = _scalar(_call(fn, s.clone(), budget, what="your threshold function"), "the threshold")
         if not math.isfinite(t):
             _fail(f"case {k}: the threshold should be finite, got {t}")
         n, flagged = s.numel(), int((s > t).sum())
         allowed = math.floor(round(budget * n, 9))
-        best = int((s > scores.budget_threshold(s, budget)).sum())     # the most the budget lets through
+        best_t = scores.budget_threshold(s, budget)
+        best = int((s > best_t).sum())                                  # the most the budget lets through
         where = f"case {k} ({n} scores, budget {budget:.0%}{', with ties' if k == 3 else ''})"
         if flagged > allowed + 1:
             _fail(f"{where}: your threshold {t:.4g} flags {flagged} in-distribution scores, more than the "
@@ -292,10 +294,10 @@ def check_threshold(fn: Callable[[torch.Tensor, float], float]) -> bool:
                   f"(1 - budget) of the scores must lie at or below it")
         if flagged < best - 1:
             _fail(f"{where}: within budget ({flagged} false alarms), but stricter than needed: a threshold "
-                  f"of {scores.budget_threshold(s, budget):.4g} flags {best} and keeps within the budget. "
+                  f"of {best_t:.4g} flags {best} and keeps within the budget. "
                   "Lower it: as low as the budget allows")
     return _ok(f"your thresholds keep within the budget and are as sensitive as it allows (within one "
-               f"sample) on {len(_threshold_cases())} unseen sets of scores, ties included")
+               f"sample) on {len(cases)} unseen sets of scores, ties included")
 
 
 def _auroc_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -426,10 +428,15 @@ def check_bootstrap_auroc(fn: Callable[[torch.Tensor, torch.Tensor, int, torch.G
                f"and as spread as the bootstrap (standard deviation {ratio:.2f} x the reference's)")
 
 
+def _class_means(train: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sorted class labels ``(K,)`` and each class's mean feature vector ``(K, D)``."""
+    classes = labels.unique()
+    return classes, torch.stack([train[labels == c].mean(0) for c in classes])
+
+
 def _mahalanobis_reference(train: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Smallest squared Mahalanobis distance to a class mean, with the covariance shared by the classes."""
-    classes = labels.unique()
-    means = torch.stack([train[labels == c].mean(0) for c in classes])                     # (K, D)
+    classes, means = _class_means(train, labels)
     centred = train - means[torch.searchsorted(classes, labels)]
     precision = torch.linalg.pinv(centred.T @ centred / len(train))
     d = x[:, None, :] - means[None]                                                         # (B, K, D)
@@ -463,8 +470,7 @@ def check_mahalanobis(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
                    f"(up to the covariance's normalisation, a factor {float(ratio.mean()):.4f})")
     if float((got * want).sum()) < 0:
         _fail("your scores have the wrong sign: higher should mean farther from every class")
-    classes = labels.unique()
-    means = torch.stack([train[labels == c].mean(0) for c in classes])
+    _, means = _class_means(train, labels)
     euclid = (x[:, None] - means[None]).pow(2).sum(-1).min(1).values
     if torch.allclose(got, euclid, rtol=1e-4) or torch.allclose(got.sqrt(), euclid.sqrt(), rtol=1e-4):
         _fail("that is the Euclidean distance to the nearest mean: weigh the directions with the inverse of "
