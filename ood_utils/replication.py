@@ -363,10 +363,13 @@ def e2_ladder(dataset: str = "mnist", n_members: int = 2
     return start, steps, end
 
 
-def main_cause(table: pd.DataFrame, metric: str) -> tuple[str, float]:
+def main_cause(table: pd.DataFrame, metric: str, skip_kinds: Sequence[str] = ()) -> tuple[str, float]:
     """The row of a :func:`ladder` table that moves ``metric`` most: ``(change, difference)``.
 
-    Rows where ``metric`` is undefined (NaN) are skipped.
+    Rows where ``metric`` is undefined (NaN) are skipped, and so are the steps of a kind in
+    ``skip_kinds`` (their difference is still measured from the row before them). With
+    ``skip_kinds=("scale",)`` the cause is one that remains when both protocols train alike, as
+    they do at the original's scale.
     """
     if metric not in table:
         raise ValueError(f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}")
@@ -374,10 +377,27 @@ def main_cause(table: pd.DataFrame, metric: str) -> tuple[str, float]:
     # a row without a value (a reference of 0 cannot flag) is skipped: the next row is compared
     # with the last row that had one
     deltas = (values - values.ffill().shift()).iloc[1:]
+    if skip_kinds:
+        deltas = deltas[~table["kind"].iloc[1:].isin(list(skip_kinds))]
     if deltas.empty or deltas.isna().all():
-        raise ValueError(f"the ladder has no step that measures {metric!r}")
+        raise ValueError(f"the ladder has no step that measures {metric!r}"
+                         + (f" besides those of kind {list(skip_kinds)}" if skip_kinds else ""))
     row = deltas.abs().idxmax()
     return str(table.loc[row, "change"]), float(deltas[row])
+
+
+def ladder_causes(table: pd.DataFrame, metric: str, fmt: str = "{:+.3g}") -> tuple[str, str]:
+    """The two causes a claim's record names (:func:`claim_record`), as text "change (difference)".
+
+    Returns ``(cause, protocol_cause)``: the step of ``table`` that moves ``metric`` most, and the
+    one that moves it most besides the training-budget steps (:func:`main_cause` with
+    ``skip_kinds=("scale",)``); ``fmt`` formats the difference (e.g. ``"{:+.0%}"`` for a rate).
+    """
+    texts = []
+    for skip in ((), ("scale",)):
+        change, delta = main_cause(table, metric, skip_kinds=skip)
+        texts.append(f"{change} ({fmt.format(delta)})")
+    return texts[0], texts[1]
 
 
 def verdict(key: str, original_protocol: float | None, book_protocol: float | None,
@@ -405,18 +425,24 @@ def verdict(key: str, original_protocol: float | None, book_protocol: float | No
     if c.matches(original_protocol):
         if book_protocol is None or c.matches(book_protocol):
             return "reproduced" + ("" if book_protocol is not None else " (the book's protocol not run)")
-        return f"reproduced only under the original's protocol: the cause is {cause or 'not named'}"
+        return f"reproduced only under the original's protocol: the cause is {cause or 'not isolated at this scale'}"
     if c.matches(book_protocol):
         return f"not reproduced under the original's protocol{reduced}; the book's protocol gives it"
     return "not reproduced" + reduced
 
 
 def claim_record(key: str, original_protocol: float | None, book_protocol: float | None,
-                 cause: str | None, scale: str) -> dict[str, object]:
-    """A claim's row for :func:`ood_utils.book.record` (``claims=``): the numbers and the verdict."""
+                 cause: str | None, scale: str, protocol_cause: str | None = None) -> dict[str, object]:
+    """A claim's row for :func:`ood_utils.book.record` (``claims=``): the numbers and the verdict.
+
+    ``cause`` is the ladder's main cause at this build's scale (:func:`main_cause`);
+    ``protocol_cause`` the main cause among the steps that are not the training budget
+    (``skip_kinds=("scale",)``), which the Replication page names where it judges the claim at the
+    original's scale (both protocols train alike there).
+    """
     c = claim(key)
     return {"original protocol": original_protocol, "book protocol": book_protocol, "cause": cause,
-            "scale": scale, "published": c.published, "cell": c.cell,
+            "protocol cause": protocol_cause, "scale": scale, "published": c.published, "cell": c.cell,
             "verdict": verdict(key, original_protocol, book_protocol, cause, scale)}
 
 
@@ -458,9 +484,10 @@ def replication_table(chapters: Mapping[str, Mapping[str, object]],
         chapter, row = found.get(key, ("", {}))
         at_scale = {p: original_scale_value(original_scale or {}, key, p) for p in PROTOCOLS}
         if at_scale["original"] is not None or at_scale["book"] is not None:
-            verdict_text = verdict(key, at_scale["original"], at_scale["book"], row.get("cause"), "original")
-            if row.get("cause") and "only under" in verdict_text:
-                verdict_text += " (from this build's ladder)"
+            cause = row.get("protocol cause")
+            verdict_text = verdict(key, at_scale["original"], at_scale["book"], cause, "original")
+            if cause and "only under" in verdict_text:
+                verdict_text += " (this build's ladder, its largest step besides the training budget)"
         else:
             verdict_text = row.get("verdict", "not run at this scale")
         rows.append({"experiment": key.split()[0], "claim": c.text, "published": c.published,
@@ -720,13 +747,17 @@ def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]]
     return row.get(metric)
 
 
-def scale_verdict(results: Mapping[tuple[str, str], Mapping[str, object]], key: str) -> str | None:
+def scale_verdict(results: Mapping[tuple[str, str], Mapping[str, object]], key: str,
+                  cause: str | None = None) -> str | None:
     """The verdict on claim ``key`` from its original-scale numbers (:func:`verdict`), or ``None``
-    when neither protocol has one in ``results`` (a chapter then keeps its own scale's verdict)."""
+    when neither protocol has one in ``results`` (a chapter then keeps its own scale's verdict).
+
+    ``cause``: what the verdict names if the claim is reproduced only under the original's
+    protocol (no ladder runs at the original's scale: say where it comes from)."""
     values = {p: original_scale_value(results, key, p) for p in PROTOCOLS}
     if values["original"] is None and values["book"] is None:
         return None
-    return verdict(key, values["original"], values["book"], scale="original")
+    return verdict(key, values["original"], values["book"], cause, scale="original")
 
 
 def original_scale_table(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str,

@@ -144,6 +144,22 @@ def test_the_replication_page_judges_a_claim_on_the_larger_run():
     assert table.loc["ensemble of 8, MNIST -> FashionMNIST: AUROC", "verdict"] == "not run at this scale"
 
 
+def test_at_the_original_scale_the_verdict_names_a_cause_other_than_the_budget():
+    """Both protocols train alike at the original's scale, so the fast ladder's training-budget
+    step cannot be the cause there: the page names the chapter's ``protocol_cause`` or none."""
+    record = replication.claim_record("E1 joint attack", 0.0, 1.0, "the book's training budget (+30%)",
+                                      "4,000 images, 2 epochs", protocol_cause="noise in pixel space (+75%)")
+    at_scale = {("E1", "original"): {"numbers": {"attacks": {"joint attack": 0.0}}},
+                ("E1", "book"): {"numbers": {"attacks": {"joint attack": 1.0}}}}
+    claim_text = replication.claim("E1 joint attack").text
+    for row, named in ((record, "noise in pixel space (+75%)"), ({**record, "protocol cause": None}, None)):
+        table = replication.replication_table({"04_attacking_twins": {"claims": {"E1 joint attack": row}}},
+                                              at_scale).set_index("claim")
+        text = table.loc[claim_text, "verdict"]
+        assert text.startswith("reproduced only under the original's protocol") and "budget" not in text.split("(this")[0]
+        assert (named in text) if named else text.endswith("not isolated at this scale")
+
+
 def test_a_chapter_gets_the_verdict_of_the_larger_run_or_none():
     at_scale = {("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}}}
     assert replication.scale_verdict(at_scale, "E2 mnist AUROC") == "reproduced (the book's protocol not run)"

@@ -239,6 +239,12 @@ def test_a_ladder_changes_one_factor_per_row_cumulatively():
     assert replication.main_cause(table, "value") == ("a to 2", 10.0)
     gap = table.assign(value=[10.0, float("nan"), 2.0])   # an undefined row is skipped
     assert replication.main_cause(gap, "value") == ("b to 5", -8.0)
+    # the cause that remains when both protocols train alike skips the training-budget steps
+    budget = table.assign(kind=["", "scale", "choice"])
+    assert replication.main_cause(budget, "value", skip_kinds=("scale",)) == ("b to 5", 5.0)
+    assert replication.ladder_causes(budget, "value", "{:+.0f}") == ("a to 2 (+10)", "b to 5 (+5)")
+    with pytest.raises(ValueError, match="besides those of kind"):
+        replication.main_cause(budget.iloc[:2], "value", skip_kinds=("scale",))
 
 
 def test_verdicts_name_what_reproduces_and_why():
