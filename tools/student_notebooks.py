@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -135,6 +136,8 @@ def stub(label: str, part: int, parts: int, solution: str = "", needed: set[str]
     if not body.endswith("..."):       # e.g. a cell of imports only: the student's code goes after them
         body = f"{body}\n...".lstrip("\n")
     cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n{body}")
+    # a stable id (nbformat draws a random one), so that regenerating changes only what changed
+    cell.id = hashlib.sha1(f"{label} {part}".encode()).hexdigest()[:8]
     cell.metadata["student_stub"] = label
     return cell
 
