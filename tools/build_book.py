@@ -165,8 +165,8 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
 
 #: The share of the CPUs that others may take over a build whose time is judged against the
 #: budget: a clean run sees about 1%. Above it the wall time measures the machine as much as the
-#: book: beside a one-core busy loop chapter 11 took 138 s with passive OpenMP threads (124 s
-#: quiet) and over 21 minutes with spinning ones (104 s quiet).
+#: book: beside a one-core busy loop chapter 11 took 138 s with never-spinning OpenMP threads
+#: (124 s quiet) and over 21 minutes with libgomp's default spinning (104 s quiet).
 QUIET = 0.1
 
 

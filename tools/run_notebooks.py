@@ -51,14 +51,17 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 #: tensor (a batch's activations) is allocated afresh and every one of its pages faults again.
 #: Keeping freed memory in the heap makes scoring in batches of 1,000 about twice as fast on this
 #: book's 2-core CPU (performance appendix, comparison (e)).
-#: ``OMP_WAIT_POLICY=PASSIVE``: an OpenMP thread that waits for the other sleeps instead of
-#: spinning. When another process keeps one of the 2 cores busy, spinning threads fight it for
-#: the core: chapter 11 from an empty cache took over 21 minutes instead of 104 s. Passive, it
-#: takes 138 s under that load and 124 s on a quiet machine; a CNN twin training step costs the
-#: same either way when quiet (101 vs 103 ms) and 278 vs 189 ms under the load.
-#: A variable already set in the environment wins.
+#: ``GOMP_SPINCOUNT=1000``: an OpenMP thread that waits for the other spins about 1,000 times
+#: (libgomp's default: 300,000) before it sleeps. When another process keeps one of the 2 cores
+#: busy, long-spinning threads fight it for the core: chapter 11 from an empty cache took over
+#: 21 minutes instead of 104 s. Training steps on a quiet machine / beside a one-core busy loop
+#: (ms per step of the CNN, ResNet-18 (28x28) and text twins, timed by hand for issue 16, each
+#: setting in a fresh process): default spinning 95 / 192 / 65 and 234 / 783 / 234; 1,000 spins
+#: 89 / 197 / 76 and 183 / 417 / 126; never spinning (``OMP_WAIT_POLICY=PASSIVE``) 104 / 278 /
+#: 92 and 159 / 352 / 95, which made the quiet book about 15% slower. Other OpenMP runtimes
+#: ignore the variable. A variable already set in the environment wins.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
-KERNEL_ENV = {**MALLOC_ENV, "OMP_WAIT_POLICY": "PASSIVE"}
+KERNEL_ENV = {**MALLOC_ENV, "GOMP_SPINCOUNT": "1000"}
 
 
 def run(nb: nbformat.NotebookNode, folder: Path, timeout: int = 1200) -> float:
