@@ -74,10 +74,10 @@ def test_a_chapter_is_timed_with_its_slowest_cells(tmp_path, monkeypatch):
 
 
 def test_kernels_run_with_the_allocator_settings_and_the_callers_environment_wins(monkeypatch):
-    """run_notebooks.run starts each kernel with KERNEL_ENV added; a variable already set is kept."""
+    """run_notebooks.run starts each kernel with kernel_env added; a variable already set is kept."""
     import run_notebooks
 
-    name, value = next(iter(run_notebooks.KERNEL_ENV.items()))
+    name, value = next(iter(run_notebooks.MALLOC_ENV.items()))
     probe = "import os; print(os.environ.get({!r}), os.environ.get('OOD_TOOLS_TEST'))".format(name)
     monkeypatch.setenv("OOD_TOOLS_TEST", "kept")
     monkeypatch.delenv(name, raising=False)
@@ -88,6 +88,20 @@ def test_kernels_run_with_the_allocator_settings_and_the_callers_environment_win
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
     run_notebooks.run(nb, ROOT, timeout=60)
     assert nb.cells[0].outputs[0]["text"].split()[0] == "123456"
+
+
+def test_kernels_wait_passively_only_on_a_busy_machine():
+    """OpenMP threads spin on a quiet machine (faster) and sleep when others keep the CPUs busy
+    (spinning threads fight them for the cores); the share is measured, here given."""
+    import run_notebooks
+
+    quiet, busy = run_notebooks.kernel_env(0.01), run_notebooks.kernel_env(0.5)
+    assert quiet == run_notebooks.MALLOC_ENV and "OMP_WAIT_POLICY" not in quiet
+    assert busy == {**run_notebooks.MALLOC_ENV, "OMP_WAIT_POLICY": "PASSIVE"}
+    assert run_notebooks.kernel_env(None) == quiet          # off Linux: nothing to measure
+    assert run_notebooks.kernel_env(run_notebooks.BUSY_SHARE) == busy
+    share = run_notebooks.others_share(0.2)
+    assert share is None or 0.0 <= share <= 1.0
 
 
 def test_the_gpu_check_refuses_without_a_gpu_and_says_why():

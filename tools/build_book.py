@@ -35,7 +35,6 @@ import html
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -50,7 +49,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from run_notebooks import run, toc_notebooks  # noqa: E402
+from run_notebooks import contention, cpu_counters, run, toc_notebooks  # noqa: E402
 from student_notebooks import (first_exercise_prefix, solution_blocks, to_student,  # noqa: E402
                                write_student_notebooks)
 
@@ -106,32 +105,6 @@ def stderr_warnings(nb: nbformat.NotebookNode) -> list[str]:
             and "warning" in out.get("text", "").lower()]
 
 
-def cpu_counters() -> dict[str, float] | None:
-    """CPU seconds so far: the whole machine's busy and stolen time (``/proc/stat``, all CPUs)
-    and this process tree's (this process and its finished kernels); ``None`` off Linux."""
-    try:
-        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    hz = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0.0] * 8)[:8]
-    ours = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
-    return {"busy": (user + nice + system + irq + softirq) / hz, "steal": steal / hz, "ours": ours}
-
-
-def contention(before: dict[str, float] | None, after: dict[str, float] | None, seconds: float) -> dict:
-    """How much of the machine others took between two :func:`cpu_counters` readings: CPU
-    seconds used by other processes, stolen by the hypervisor, and their share of the
-    ``seconds x CPUs`` there were."""
-    if before is None or after is None or seconds <= 0:
-        return {"other_s": None, "steal_s": None, "share": None}
-    other = max(0.0, (after["busy"] - before["busy"]) - (after["ours"] - before["ours"]))
-    steal = after["steal"] - before["steal"]
-    return {"other_s": round(other, 1), "steal_s": round(steal, 1),
-            "share": round((other + steal) / (seconds * (os.cpu_count() or 1)), 3)}
-
-
 def slowest_cells(nb: nbformat.NotebookNode, k: int = 3) -> list[dict]:
     """The ``k`` code cells that took longest (index in the executed notebook, seconds, first line)."""
     rows = []
@@ -165,8 +138,8 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
 
 #: The share of the CPUs that others may take over a build whose time is judged against the
 #: budget: a clean run sees about 1%. Above it the wall time measures the machine as much as the
-#: book: beside a one-core busy loop chapter 11 took 138 s with never-spinning OpenMP threads
-#: (124 s quiet) and over 21 minutes with libgomp's default spinning (104 s quiet).
+#: book: beside a one-core busy loop chapter 11 took 138 s with passive OpenMP threads (124 s
+#: quiet) and over 21 minutes with spinning ones (104 s quiet).
 QUIET = 0.1
 
 

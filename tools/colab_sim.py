@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from run_notebooks import KERNEL_ENV, toc_notebooks  # noqa: E402
+from run_notebooks import kernel_env, others_share, toc_notebooks  # noqa: E402
 
 #: Executed inside the simulated environment: one notebook, in its folder, with that Python's kernel.
 RUNNER = """
@@ -107,7 +107,7 @@ def main() -> int:
         print(f"environment ready in {time.perf_counter() - t0:.0f} s: Python, ood-utils, location: {version}",
               flush=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OOD_", "PYTHONPATH", "VIRTUAL_ENV"))}
-        env.update({**KERNEL_ENV, "OOD_CACHE_DIR": str(work / "models"), "OOD_RESULTS_DIR": str(work / "results"),
+        env.update({**kernel_env(others_share()), "OOD_CACHE_DIR": str(work / "models"), "OOD_RESULTS_DIR": str(work / "results"),
                     "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"})
         if os.environ.get("OOD_DATA_ROOT"):
             env["OOD_DATA_ROOT"] = os.environ["OOD_DATA_ROOT"]

@@ -14,8 +14,9 @@ interrupted run leaves no partial file) and is skipped next time unless ``--forc
 the numbers and their provenance: git commit (a tree with uncommitted changes is refused unless
 ``--allow-dirty``, which is recorded), date, hardware, device, threads, library versions, the spec
 and its hash (``tests/test_original_scale.py`` fails when the hash is stale), and each training's
-wall time. The process restarts itself once with the allocator settings of the book's kernels
-(``KERNEL_ENV``), which it reads at start.
+wall time. The process restarts itself once with the settings of the book's kernels
+(``run_notebooks.kernel_env``: the allocator's, and passive OpenMP threads if the machine is busy
+as it starts), which are read at start.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ if TYPE_CHECKING:   # torch is imported after the restart with the allocator set
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from run_notebooks import KERNEL_ENV  # noqa: E402
+from run_notebooks import BUSY_ENV, MALLOC_ENV, kernel_env, others_share  # noqa: E402
 
 CPU_EXPERIMENTS = ("E1", "E2", "E3")
 
@@ -126,7 +127,7 @@ def result_payload(experiment: str, protocol: str, numbers: dict, trainings: lis
                        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "hardware": hardware(device),
                        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                        "torchvision": torchvision.__version__, "python": platform.python_version(),
-                       "allocator": {k: os.environ.get(k) for k in KERNEL_ENV}},
+                       "allocator": {k: os.environ.get(k) for k in {**MALLOC_ENV, **BUSY_ENV}}},
         "spec": spec, "spec_hash": replication.spec_hash(spec), "trainings": trainings,
         "seconds": round(seconds, 1)}
 
@@ -149,8 +150,9 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
-    missing_env = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
-    if missing_env:   # malloc reads these at start: restart once with them
+    missing_env = {k: v for k, v in kernel_env(others_share()).items() if k not in os.environ}
+    if missing_env and not os.environ.get("OOD_REPRODUCE_RESTARTED"):   # read at start: restart once with them
+        missing_env["OOD_REPRODUCE_RESTARTED"] = "1"
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing_env})
 
     from ood_utils import replication

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -51,28 +52,69 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 #: tensor (a batch's activations) is allocated afresh and every one of its pages faults again.
 #: Keeping freed memory in the heap makes scoring in batches of 1,000 about twice as fast on this
 #: book's 2-core CPU (performance appendix, comparison (e)).
-#: ``GOMP_SPINCOUNT=1000``: an OpenMP thread that waits for the other spins about 1,000 times
-#: (libgomp's default: 300,000) before it sleeps. When another process keeps one of the 2 cores
-#: busy, long-spinning threads fight it for the core: chapter 11 from an empty cache took over
-#: 21 minutes instead of 104 s. Training steps on a quiet machine / beside a one-core busy loop
-#: (ms per step of the CNN, ResNet-18 (28x28) and text twins, timed by hand for issue 16, each
-#: setting in a fresh process): default spinning 95 / 192 / 65 and 234 / 783 / 234; 1,000 spins
-#: 89 / 197 / 76 and 183 / 417 / 126; never spinning (``OMP_WAIT_POLICY=PASSIVE``) 104 / 278 /
-#: 92 and 159 / 352 / 95, which made the quiet book about 15% slower. Other OpenMP runtimes
-#: ignore the variable. A variable already set in the environment wins.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
-KERNEL_ENV = {**MALLOC_ENV, "GOMP_SPINCOUNT": "1000"}
+#: Added for a kernel that starts while other processes keep the CPUs busy (:func:`kernel_env`):
+#: an OpenMP thread that waits for the other then sleeps instead of spinning. Beside a one-core
+#: busy loop, spinning threads fight the loop for its core: chapter 11 from an empty cache took
+#: over 21 minutes, against 138 s with passive threads. On a quiet machine spinning is faster
+#: (issue 16): a whole quiet build with passive threads took about 15% longer, and one with a
+#: short spin (``GOMP_SPINCOUNT=1000``) longer still (chapter 5: 187 s, against 133 s spinning).
+BUSY_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: The share of the CPUs that others must be using, as a kernel starts, for it to get BUSY_ENV:
+#: one busy core of two is 0.5, a quiet machine about 0.01.
+BUSY_SHARE = 0.25
+
+
+def cpu_counters() -> dict[str, float] | None:
+    """CPU seconds so far: the whole machine's busy and stolen time (``/proc/stat``, all CPUs)
+    and this process tree's (this process and its finished kernels); ``None`` off Linux."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0.0] * 8)[:8]
+    ours = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return {"busy": (user + nice + system + irq + softirq) / hz, "steal": steal / hz, "ours": ours}
+
+
+def contention(before: dict[str, float] | None, after: dict[str, float] | None, seconds: float) -> dict:
+    """How much of the machine others took between two :func:`cpu_counters` readings: CPU
+    seconds used by other processes, stolen by the hypervisor, and their share of the
+    ``seconds x CPUs`` there were."""
+    if before is None or after is None or seconds <= 0:
+        return {"other_s": None, "steal_s": None, "share": None}
+    other = max(0.0, (after["busy"] - before["busy"]) - (after["ours"] - before["ours"]))
+    steal = after["steal"] - before["steal"]
+    return {"other_s": round(other, 1), "steal_s": round(steal, 1),
+            "share": round((other + steal) / (seconds * (os.cpu_count() or 1)), 3)}
+
+
+def others_share(seconds: float = 0.5) -> float | None:
+    """The share of the CPUs that other processes use, sampled over the next ``seconds``
+    (:func:`contention`); ``None`` off Linux."""
+    before = cpu_counters()
+    time.sleep(seconds)
+    return contention(before, cpu_counters(), seconds)["share"]
+
+
+def kernel_env(share: float | None) -> dict[str, str]:
+    """The variables a kernel starts with: :data:`MALLOC_ENV`, and :data:`BUSY_ENV` where others
+    use at least :data:`BUSY_SHARE` of the CPUs (``share``, e.g. from :func:`others_share`)."""
+    return {**MALLOC_ENV, **(BUSY_ENV if share is not None and share >= BUSY_SHARE else {})}
 
 
 def run(nb: nbformat.NotebookNode, folder: Path, timeout: int = 1200) -> float:
     """Execute ``nb`` in place (outputs added) in a fresh kernel, in ``folder``; return the seconds.
 
-    The kernel runs with :data:`KERNEL_ENV` added to this process's environment.
+    The kernel runs with :func:`kernel_env` (measured as it starts) added to this process's
+    environment; a variable already set there wins.
     """
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}})
     t0 = time.perf_counter()
-    client.execute(env={**KERNEL_ENV, **os.environ})
+    client.execute(env={**kernel_env(others_share()), **os.environ})
     return time.perf_counter() - t0
 
 
