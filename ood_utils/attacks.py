@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,22 +32,26 @@ class AttackConditions:
     """How an attack runs and is judged, each a named choice.
 
     Attributes:
-        dropout: ``"off"``: the model in eval mode, the network that would be deployed (the
-            book); ``"on"``: train mode, as the original's attacks (its networks were loaded and
-            never put in eval mode), so every step and the judged outputs draw dropout masks.
-        start: ``"pixel"``: the noise is the image, pixels uniform in ``[0, 1]`` (the book);
-            ``"normalised"``: the noise is fed straight into the network's normalised input, as
-            the original fed ``torch.rand`` to a network that expects normalised digits, and it
-            is that input which is optimised (the image is ``mean + std * noise``).
-        clamp: keep the pixels in ``[0, 1]`` after every step (the book; the original never did).
-        stop: ``"early"``: freeze each restart at its first success (the book); ``"fixed"``: run
-            every step (the original).
-        judge: ``"final"``: success is judged on a fresh pass over the final images (the book);
-            ``"last-step"``: on the outputs of the last step's forward pass, computed before the
-            last update (the original).
-        distance: the joint attack's agreement term: ``"prob-sq"``, the squared distance of the
-            members' probability vectors (the book), or ``"logprob-mse"``, ``F.mse_loss`` of their
-            log-probabilities, a mean over classes (the original).
+        dropout: ``"off"``: the model in eval mode, the network that would be deployed
+            (the book); ``"on"``: train mode, as the original's attacks (its networks
+            were loaded and never put in eval mode), so every step and the judged
+            outputs draw dropout masks.
+        start: ``"pixel"``: the noise is the image, pixels uniform in ``[0, 1]`` (the
+            book); ``"normalised"``: the noise is fed straight into the network's
+            normalised input, as the original fed ``torch.rand`` to a network that
+            expects normalised digits, and it is that input which is optimised (the
+            image is ``mean + std * noise``).
+        clamp: keep the pixels in ``[0, 1]`` after every step (the book; the original
+            never did).
+        stop: ``"early"``: freeze each restart at its first success (the book);
+            ``"fixed"``: run every step (the original).
+        judge: ``"final"``: success is judged on a fresh pass over the final images (the
+            book); ``"last-step"``: on the outputs of the last step's forward pass,
+            computed before the last update (the original).
+        distance: the joint attack's agreement term: ``"prob-sq"``, the squared distance
+            of the members' probability vectors (the book), or ``"logprob-mse"``,
+            ``F.mse_loss`` of their log-probabilities, a mean over classes (the
+            original).
     """
 
     dropout: str = "off"
@@ -57,19 +62,34 @@ class AttackConditions:
     distance: str = "prob-sq"
 
     def __post_init__(self) -> None:
-        allowed = {"dropout": ("off", "on"), "start": ("pixel", "normalised"), "clamp": (True, False),
-                   "stop": ("early", "fixed"), "judge": ("final", "last-step"),
-                   "distance": ("prob-sq", "logprob-mse")}
+        allowed = {
+            "dropout": ("off", "on"),
+            "start": ("pixel", "normalised"),
+            "clamp": (True, False),
+            "stop": ("early", "fixed"),
+            "judge": ("final", "last-step"),
+            "distance": ("prob-sq", "logprob-mse"),
+        }
         for name, values in allowed.items():
             if getattr(self, name) not in values:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}: expected one of {values}")
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}: expected one of {values}"
+                )
 
 
-#: The book's conditions: dropout off, pixel space clamped to [0, 1], early stop, final images.
+#: The book's conditions: dropout off, pixel space clamped to [0, 1], early stop,
+#: final images.
 BOOK_CONDITIONS = AttackConditions()
-#: The original's code: dropout on, unclamped normalised-space noise, fixed steps, last step judged.
-ORIGINAL_CONDITIONS = AttackConditions(dropout="on", start="normalised", clamp=False, stop="fixed",
-                                       judge="last-step", distance="logprob-mse")
+#: The original's code: dropout on, unclamped normalised-space noise, fixed steps, last
+#: step judged.
+ORIGINAL_CONDITIONS = AttackConditions(
+    dropout="on",
+    start="normalised",
+    clamp=False,
+    stop="fixed",
+    judge="last-step",
+    distance="logprob-mse",
+)
 
 
 @dataclass
@@ -77,14 +97,16 @@ class AttackResult:
     """Outcome of a batched attack.
 
     Attributes:
-        images: ``(R, C, H, W)`` final images (on the CPU); in ``[0, 1]`` unless the attack ran
-            unclamped.
-        log_probs: ``(R, K)`` the attacked model's log-probabilities on which success was
-            judged (``(N, R, K)``, one row per member, for an ensemble): judge them again with
-            another rule (e.g. :func:`passes_detector` without the confidence condition).
+        images: ``(R, C, H, W)`` final images (on the CPU); in ``[0, 1]`` unless the
+            attack ran unclamped.
+        log_probs: ``(R, K)`` the attacked model's log-probabilities on which success
+            was judged (``(N, R, K)``, one row per member, for an ensemble): judge them
+            again with another rule (e.g. :func:`passes_detector` without the confidence
+            condition).
         success: ``(R,)`` bool.
         steps: ``(R,)`` step at which each restart first succeeded (-1 = never); with
-            ``stop="fixed"``, the number of steps for a success (only the end is judged).
+            ``stop="fixed"``, the number of steps for a success (only the end is
+            judged).
         start: ``(R, C, H, W)`` the starting images, in the same space as ``images``.
     """
 
@@ -110,24 +132,31 @@ def entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(-1)
 
 
-def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
-                    done: Callable[[torch.Tensor], torch.Tensor],
-                    x0: torch.Tensor, steps: int, lr: float = 1.0,
-                    progress: bool = True, desc: str = "attack",
-                    bounds: tuple[float, float] | None = (0.0, 1.0),
-                    stop_early: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def optimise_inputs(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    done: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    steps: int,
+    lr: float = 1.0,
+    progress: bool = True,
+    desc: str = "attack",
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+    stop_early: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise a per-input objective over a batch of images with Adadelta.
 
     Args:
-        objective: ``x (R, C, H, W) -> (R,)`` losses; input ``r``'s loss must depend on ``x[r]`` only.
-        done: ``x -> (R,)`` bool; an input that is done is frozen (its gradient is zeroed).
+        objective: ``x (R, C, H, W) -> (R,)`` losses; input ``r``'s loss must depend on
+            ``x[r]`` only.
+        done: ``x -> (R,)`` bool; an input that is done is frozen (its gradient is
+            zeroed).
         x0: ``(R, C, H, W)`` starting images.
         steps: maximum optimisation steps.
         lr: Adadelta learning rate.
-        bounds: ``(low, high)`` the inputs are clamped to after every step (pixels: ``[0, 1]``),
-            or ``None`` for no clamping.
-        stop_early: freeze each input once it is done; ``False`` runs every step and never
-            calls ``done`` (every ``first_step`` is then -1).
+        bounds: ``(low, high)`` the inputs are clamped to after every step (pixels:
+            ``[0, 1]``), or ``None`` for no clamping.
+        stop_early: freeze each input once it is done; ``False`` runs every step and
+            never calls ``done`` (every ``first_step`` is then -1).
 
     Returns:
         ``(x, first_step)``: the final images (detached) and, per input, the step at
@@ -169,30 +198,41 @@ def optimise_inputs(objective: Callable[[torch.Tensor], torch.Tensor],
 
 
 def _log_probs_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> log-probabilities``: ``(N, R, K)`` for an :class:`Ensemble`, ``(R, K)`` for a classifier."""
+    """``x -> log-probabilities``: ``(N, R, K)`` for an :class:`Ensemble`, ``(R, K)``
+    for a classifier."""
     if isinstance(model, Ensemble):
         return model
     return lambda x: F.log_softmax(model(x), -1)
 
 
-def attack(model: nn.Module, loss: Callable[[torch.Tensor], torch.Tensor],
-           success: Callable[[torch.Tensor], torch.Tensor], n_restarts: int = 100, steps: int = 300,
-           lr: float = 1.0, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
-           conditions: AttackConditions = BOOK_CONDITIONS, progress: bool = True,
-           desc: str = "attack") -> AttackResult:
-    """Optimise ``n_restarts`` seeded noise images against ``model`` under ``conditions``.
+def attack(
+    model: nn.Module,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    success: Callable[[torch.Tensor], torch.Tensor],
+    n_restarts: int = 100,
+    steps: int = 300,
+    lr: float = 1.0,
+    seed: int = 0,
+    shape: tuple[int, int, int] = (1, 28, 28),
+    conditions: AttackConditions = BOOK_CONDITIONS,
+    progress: bool = True,
+    desc: str = "attack",
+) -> AttackResult:
+    """Optimise ``n_restarts`` seeded noise images against ``model`` under
+    ``conditions``.
 
     Args:
-        model: a classifier returning logits ``(R, K)``, or an :class:`Ensemble` (log-probabilities
-            ``(N, R, K)``). It runs in the mode ``conditions.dropout`` asks for; its own mode is
-            restored afterwards.
+        model: a classifier returning logits ``(R, K)``, or an :class:`Ensemble`
+            (log-probabilities ``(N, R, K)``). It runs in the mode
+            ``conditions.dropout`` asks for; its own mode is restored afterwards.
         loss: log-probabilities -> ``(R,)`` losses to minimise.
         success: log-probabilities -> ``(R,)`` bool: the attack's goal is reached.
         n_restarts: independent noise images, optimised as one batch.
         steps: Adadelta steps (at most, with early stopping).
         lr: Adadelta learning rate.
-        seed: seed of the starting noise and, with dropout on, of the dropout masks (drawn
-            inside :func:`torch.random.fork_rng`: the global generator is left as it was).
+        seed: seed of the starting noise and, with dropout on, of the dropout masks
+            (drawn inside :func:`torch.random.fork_rng`: the global generator is left as
+            it was).
         conditions: see :class:`AttackConditions`.
 
     Returns:
@@ -202,7 +242,9 @@ def attack(model: nn.Module, loss: Callable[[torch.Tensor], torch.Tensor],
         raise ValueError(f"n_restarts must be positive, got {n_restarts}")
     forward = _log_probs_of(model)
     device = next(model.parameters()).device
-    mean, std = input_normalization(model) if conditions.start == "normalised" else (0.0, 1.0)
+    mean, std = (
+        input_normalization(model) if conditions.start == "normalised" else (0.0, 1.0)
+    )
 
     def image(v: torch.Tensor) -> torch.Tensor:  # the optimised variable -> pixels
         return v if conditions.start == "pixel" else mean + std * v
@@ -219,105 +261,140 @@ def attack(model: nn.Module, loss: Callable[[torch.Tensor], torch.Tensor],
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         with model_mode(model, training=conditions.dropout == "on"):
-            v, first = optimise_inputs(objective, lambda v: success(forward(image(v))), v0, steps=steps,
-                                       lr=lr, progress=progress, desc=desc, bounds=bounds,
-                                       stop_early=conditions.stop == "early")
-            with torch.no_grad():   # (no step ran if every restart passed at the start)
+            v, first = optimise_inputs(
+                objective,
+                lambda v: success(forward(image(v))),
+                v0,
+                steps=steps,
+                lr=lr,
+                progress=progress,
+                desc=desc,
+                bounds=bounds,
+                stop_early=conditions.stop == "early",
+            )
+            with torch.no_grad():  # (no step ran if every restart passed at the start)
                 lp = last.get("log_probs") if conditions.judge == "last-step" else None
                 lp = forward(image(v)) if lp is None else lp
                 ok = success(lp).cpu()
     if conditions.stop == "fixed":
         first = torch.where(ok, steps, -1)
-    return AttackResult(images=image(v).cpu(), log_probs=lp.cpu(), success=ok, steps=first,
-                        start=image(v0).cpu())
+    return AttackResult(
+        images=image(v).cpu(),
+        log_probs=lp.cpu(),
+        success=ok,
+        steps=first,
+        start=image(v0).cpu(),
+    )
 
 
-def fooling_attack(model: nn.Module, n_restarts: int = 100, steps: int = 300, lr: float = 1.0,
-                   threshold: float = 0.8, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
-                   progress: bool = True, conditions: AttackConditions = BOOK_CONDITIONS) -> AttackResult:
-    """Turn uniform noise into images that ``model`` classifies with confidence > ``threshold``.
+def fooling_attack(
+    model: nn.Module, threshold: float = 0.8, **options: Any
+) -> AttackResult:
+    """Turn uniform noise into images that ``model`` classifies with confidence >
+    ``threshold``.
 
-    Minimises the entropy of the prediction (the original's ``attack_simple``: 100 steps at
-    lr 1 under :data:`ORIGINAL_CONDITIONS`).
+    Minimises the entropy of the prediction (the original's ``attack_simple``: 100 steps
+    at lr 1 under :data:`ORIGINAL_CONDITIONS`).
 
     Args:
         model: a classifier returning logits ``(B, K)``.
         threshold: success when the top class probability exceeds this.
-        Others as in :func:`attack`.
+        options: ``n_restarts``, ``steps``, ``lr``, ``seed``, ``shape``, ``conditions``,
+            ``progress``: as in :func:`attack`.
 
     Returns:
         An :class:`AttackResult` with ``probs`` ``(R, K)``.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
-    return attack(model, loss=entropy, success=lambda lp: lp.exp().amax(-1) > threshold,
-                  n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
-                  conditions=conditions, progress=progress, desc="fooling attack")
+    return attack(
+        model,
+        loss=entropy,
+        success=lambda lp: lp.exp().amax(-1) > threshold,
+        **{"desc": "fooling attack", **options},
+    )
 
 
-def joint_objective(log_probs: torch.Tensor, mse_weight: float = 1.0,
-                    distance: str = "prob-sq") -> torch.Tensor:
+def joint_objective(
+    log_probs: torch.Tensor, mse_weight: float = 1.0, distance: str = "prob-sq"
+) -> torch.Tensor:
     """The joint attack's loss per input: every member's entropy, plus all directed KLs
     between members, plus a squared distance between their predictions.
 
-    ``distance`` (see :class:`AttackConditions`): ``"prob-sq"`` sums the squared differences of
-    the members' probabilities over classes; ``"logprob-mse"`` averages those of their
-    log-probabilities, as the original's ``F.mse_loss(o0, o1)``. Both are summed over pairs.
+    ``distance`` (see :class:`AttackConditions`): ``"prob-sq"`` sums the squared
+    differences of the members' probabilities over classes; ``"logprob-mse"`` averages
+    those of their log-probabilities, as the original's ``F.mse_loss(o0, o1)``. Both are
+    summed over pairs.
 
-    ``log_probs: (N, R, K) -> (R,)``. Minimising it asks for confident members that agree.
-    """
+    ``log_probs: (N, R, K) -> (R,)``. Minimising it asks for confident members that
+    agree."""
     if distance not in ("prob-sq", "logprob-mse"):
-        raise ValueError(f"unknown distance {distance!r}: expected 'prob-sq' or 'logprob-mse'")
-    kl = pairwise_kl(log_probs).sum((0, 1))                                  # (R,)
+        raise ValueError(
+            f"unknown distance {distance!r}: expected 'prob-sq' or 'logprob-mse'"
+        )
+    kl = pairwise_kl(log_probs).sum((0, 1))  # (R,)
     if distance == "prob-sq":
         p = log_probs.exp()
-        dist = (p.unsqueeze(0) - p.unsqueeze(1)).pow(2).sum(-1).sum((0, 1)) / 2        # (R,)
+        dist = (p.unsqueeze(0) - p.unsqueeze(1)).pow(2).sum(-1).sum((0, 1)) / 2  # (R,)
     else:
-        dist = (log_probs.unsqueeze(0) - log_probs.unsqueeze(1)).pow(2).mean(-1).sum((0, 1)) / 2
+        dist = (log_probs.unsqueeze(0) - log_probs.unsqueeze(1)).pow(2).mean(-1).sum(
+            (0, 1)
+        ) / 2
     return entropy(log_probs).sum(0) + kl + mse_weight * dist
 
 
-def passes_detector(log_probs: torch.Tensor, score_threshold: float,
-                    confidence: float | None = 0.8) -> torch.Tensor:
+def passes_detector(
+    log_probs: torch.Tensor, score_threshold: float, confidence: float | None = 0.8
+) -> torch.Tensor:
     """``(B,)`` bool: the inputs a twin detector lets through, with confident members.
 
-    Twin score below ``score_threshold``, all members predicting the same class and, unless
-    ``confidence`` is ``None``, every member's top-class probability above ``confidence``.
-    ``log_probs: (N, B, K)``.
-    """
+    Twin score below ``score_threshold``, all members predicting the same class and,
+    unless ``confidence`` is ``None``, every member's top-class probability above
+    ``confidence``. ``log_probs: (N, B, K)``."""
     ok = (twin_score(log_probs) < score_threshold) & ~disagreement(log_probs)
     if confidence is not None:
         ok &= (log_probs.exp().amax(-1) > confidence).all(0)
     return ok
 
 
-def joint_attack(ensemble: Ensemble, score_threshold: float, n_restarts: int = 100,
-                 steps: int = 300, lr: float = 1.0, confidence: float | None = 0.8,
-                 seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28),
-                 progress: bool = True, conditions: AttackConditions = BOOK_CONDITIONS) -> AttackResult:
+def joint_attack(
+    ensemble: Ensemble,
+    score_threshold: float,
+    confidence: float | None = 0.8,
+    **options: Any,
+) -> AttackResult:
     """Attack all members at once: make them confident *and* in agreement on noise.
 
     A restart succeeds when the input would pass the twin detector unflagged
     (:func:`passes_detector`). The original's success-rate loop is this attack with
-    ``steps=200, lr=0.1`` under :data:`ORIGINAL_CONDITIONS`, its threshold 10 times the mean
-    symmetric KL (:func:`ood_utils.scores.original_reference`).
+    ``steps=200, lr=0.1`` under :data:`ORIGINAL_CONDITIONS`, its threshold 10 times the
+    mean symmetric KL (:func:`ood_utils.scores.original_reference`).
 
     Args:
         ensemble: at least two members.
         score_threshold: the detector's threshold in nats (e.g. ``10 * reference``).
         confidence: required top-class probability of every member, or ``None``.
-        Others as in :func:`attack`.
+        options: ``n_restarts``, ``steps``, ``lr``, ``seed``, ``shape``, ``conditions``,
+            ``progress``: as in :func:`attack`.
 
     Returns:
         An :class:`AttackResult` whose ``probs`` are ``(N, R, K)``.
     """
     if len(ensemble) < 2:
-        raise ValueError(f"the joint attack needs an ensemble of at least 2 members, got {len(ensemble)}")
+        raise ValueError(
+            "the joint attack needs an ensemble of at least 2 members, got "
+            f"{len(ensemble)}"
+        )
     if not score_threshold > 0:
         raise ValueError(f"score_threshold must be positive, got {score_threshold}")
     if confidence is not None and not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be a probability in (0, 1) or None, got {confidence}")
-    return attack(ensemble, loss=lambda lp: joint_objective(lp, distance=conditions.distance),
-                  success=lambda lp: passes_detector(lp, score_threshold, confidence),
-                  n_restarts=n_restarts, steps=steps, lr=lr, seed=seed, shape=shape,
-                  conditions=conditions, progress=progress, desc="joint attack")
+        raise ValueError(
+            f"confidence must be a probability in (0, 1) or None, got {confidence}"
+        )
+    distance = options.get("conditions", BOOK_CONDITIONS).distance
+    return attack(
+        ensemble,
+        loss=lambda lp: joint_objective(lp, distance=distance),
+        success=lambda lp: passes_detector(lp, score_threshold, confidence),
+        **{"desc": "joint attack", **options},
+    )

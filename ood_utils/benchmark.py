@@ -1,9 +1,10 @@
-"""The out-of-distribution sets of chapters 9 and 10, and one loop that scores every detector on them.
+"""The out-of-distribution sets of chapters 9 and 10, and one loop that scores every
+detector on them.
 
-A model trained on one dataset (``id_name``) meets six kinds of input it was not trained on:
-the other dataset, uniform noise, the fooling images of chapter 1, the same attack aimed at
-the model itself, and its own test images with random strokes or letters drawn over them.
-"""
+A model trained on one dataset (``id_name``) meets six kinds of input it was not trained
+on: the other dataset, uniform noise, the fooling images of chapter 1, the same attack
+aimed at the model itself, and its own test images with random strokes or letters drawn
+over them."""
 
 from __future__ import annotations
 
@@ -15,98 +16,128 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import attacks, data, metrics, train
-from .config import Profile, get_profile
 from .detectors import Outputs, forward_outputs, score
 from .models import Ensemble
+from .profiles import Profile
+from .run import Run
 from .validate import check_images
 
-#: Display names of the datasets.
-DISPLAY = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
+
+def chapter1_fooling_images(run: Run, progress: bool = False) -> torch.Tensor:
+    """The fooling images of chapter 1: its CNN (trained on MNIST with ``run.profile``'s
+    budget, cached in ``run.cache_dir``) attacked with its settings.
+
+    Computed once per profile and process (the attack is deterministic; ``progress``
+    shows its bars the first time). Returns ``(R, 1, 28, 28)``, R =
+    ``run.profile.attack.restarts``."""
+    key = (run.profile, run.cache_dir, run.data_root, run.device)
+    if key not in _FOOLING_IMAGES:
+        _FOOLING_IMAGES[key] = _chapter1_attack(run, progress)
+    return _FOOLING_IMAGES[key].clone()
 
 
-def other_dataset(id_name: str) -> str:
-    """The dataset used as out-of-distribution for a model trained on ``id_name``."""
-    key = data.check_name(id_name)
-    return "fashionmnist" if key == "mnist" else "mnist"
+_FOOLING_IMAGES: dict[tuple, torch.Tensor] = {}
 
 
-def chapter1_fooling_images(profile: Profile | None = None, progress: bool = False) -> torch.Tensor:
-    """The fooling images of chapter 1: its CNN (trained on MNIST, cached) attacked with its settings.
-
-    Computed once per profile and process (the attack is deterministic; ``progress`` shows
-    its bars the first time). Returns ``(R, 1, 28, 28)``, R = ``profile.attack_restarts``.
-    """
-    prof = profile or get_profile()
-    if prof not in _FOOLING_IMAGES:
-        _FOOLING_IMAGES[prof] = _chapter1_attack(prof, progress)
-    return _FOOLING_IMAGES[prof].clone()
+def _chapter1_attack(run: Run, progress: bool) -> torch.Tensor:
+    cnn = train.get_ensemble(
+        train.TrainConfig.from_profile(run.profile, dataset="mnist", n_members=1),
+        run,
+        progress=progress,
+    )[0][0]
+    return _fooling_attack(cnn, run.profile, progress).images
 
 
-_FOOLING_IMAGES: dict[Profile, torch.Tensor] = {}
+def _fooling_attack(
+    model: nn.Module, prof: Profile, progress: bool
+) -> attacks.AttackResult:
+    """The fooling attack of chapters 1, 9 and 10 on ``model``, with ``prof``'s
+    budget."""
+    return attacks.fooling_attack(
+        model,
+        n_restarts=prof.attack.restarts,
+        steps=prof.attack.steps,
+        threshold=0.8,
+        seed=0,
+        progress=progress,
+    )
 
 
-def _chapter1_attack(prof: Profile, progress: bool) -> torch.Tensor:
-    cnn = train.get_ensemble(train.TrainConfig.from_profile(prof, dataset="mnist", n_members=1),
-                             progress=progress)[0][0]
-    return attacks.fooling_attack(cnn, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
-                                  threshold=0.8, seed=0, progress=progress).images
-
-
-def ood_sets(id_name: str, model: nn.Module, id_images: torch.Tensor, n_other: int | None = None,
-             n_noise: int | None = None, profile: Profile | None = None,
-             progress: bool = False) -> dict[str, torch.Tensor]:
-    """The out-of-distribution sets for ``model``, trained on ``id_name``, each ``(M, 1, 28, 28)``.
+def ood_sets(
+    run: Run,
+    id_name: str,
+    model: nn.Module,
+    id_images: torch.Tensor,
+    n_other: int | None = None,
+    n_noise: int | None = None,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The out-of-distribution sets for ``model``, trained on ``id_name``, each ``(M, 1,
+    28, 28)``.
 
     Args:
         id_name: the training dataset of ``model``.
         model: the classifier under test (the fooling attack is aimed at it).
-        id_images: its in-distribution test images; the corrupted sets draw strokes over the
-            even-indexed and letters over the odd-indexed ones (seed 0).
-        n_other: images of the other dataset's test split (default: as many as ``id_images``).
+        id_images: its in-distribution test images; the corrupted sets draw strokes over
+            the even-indexed and letters over the odd-indexed ones (seed 0).
+        n_other: images of the other dataset's test split (default: as many as
+            ``id_images``).
         n_noise: uniform-noise images (default: the profile's ``n_noise``).
-        profile: attack settings and defaults; default the active profile.
+        run: the chapter's run context: its profile sets the attacks and defaults, its
+            data folder holds the other dataset, its cache chapter 1's CNN.
 
     Returns:
         ``{name: images}`` with the names ``"<other dataset>"``, ``"uniform noise"``,
-        ``"fooling (ch. 1)"``, ``"fooling (this model)"``, ``"ID + strokes"``, ``"ID + text"``.
-        When ``model`` is chapter 1's CNN (member 0 of the MNIST twins), its own fooling images
-        *are* chapter 1's: the set is listed once, as ``"fooling (this model)"``.
+        ``"fooling (ch. 1)"``, ``"fooling (this model)"``, ``"ID + strokes"``, ``"ID +
+        text"``. When ``model`` is chapter 1's CNN (member 0 of the MNIST twins), its
+        own fooling images *are* chapter 1's: the set is listed once, as ``"fooling
+        (this model)"``.
     """
-    prof = profile or get_profile()
+    prof = run.profile
     check_images(id_images, channels=1)
-    other = other_dataset(id_name)
+    other = data.other_dataset(id_name)
     n_other = id_images.shape[0] if n_other is None else n_other
-    attack = attacks.fooling_attack(model, n_restarts=prof.attack_restarts, steps=prof.attack_steps,
-                                    threshold=0.8, seed=0, progress=progress)
-    chapter1 = chapter1_fooling_images(prof, progress)
+    attack = _fooling_attack(model, prof, progress)
+    chapter1 = chapter1_fooling_images(run, progress)
     sets = {
-        DISPLAY[other]: data.load(other, "test", n=n_other).images,
+        data.DISPLAY[other]: data.load(
+            other, "test", n=n_other, root=run.data_root
+        ).images,
         "uniform noise": data.uniform_noise(n_noise or prof.n_noise, seed=1),
         "fooling (ch. 1)": chapter1,
         "fooling (this model)": attack.images,
         "ID + strokes": data.corrupt(id_images[0::2], "strokes", seed=0),
         "ID + text": data.corrupt(id_images[1::2], "text", seed=0),
     }
-    if torch.equal(chapter1, attack.images.cpu()):  # the model is chapter 1's CNN: one set, not two
+    # the model is chapter 1's CNN: one set, not two
+    if torch.equal(chapter1, attack.images.cpu()):
         del sets["fooling (ch. 1)"]
     return sets
 
 
-def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensemble: Ensemble,
-             id_images: torch.Tensor, sets: dict[str, torch.Tensor], member: int = 0,
-             progress: bool = True, outputs: dict[str, Outputs] | None = None
-             ) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
-    """Score every detector on the in-distribution images and every set; compute the metrics.
+def evaluate(
+    detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    ensemble: Ensemble,
+    id_images: torch.Tensor,
+    sets: dict[str, torch.Tensor],
+    member: int = 0,
+    progress: bool = True,
+    outputs: dict[str, Outputs] | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """Score every detector on the in-distribution images and every set; compute the
+    metrics.
 
     One forward pass of the ensemble per set is shared by the detectors that only need
-    logits, features or log-probabilities (see :func:`ood_utils.detectors.score`); the others
-    (ODIN, MC dropout) run on the images. Pass ``outputs`` (:func:`forward_outputs` of the
-    ensemble on ``{"ID": id_images, **sets}``) to reuse a forward pass made before.
+    logits, features or log-probabilities (see :func:`ood_utils.detectors.score`); the
+    others (ODIN, MC dropout) run on the images. Pass ``outputs``
+    (:func:`forward_outputs` of the ensemble on ``{"ID": id_images, **sets}``) to reuse
+    a forward pass made before.
 
     Returns:
-        ``(table, scores)``: ``table`` has one row per (method, set) with AUROC, AUPR-IN,
-        AUPR-OUT and FPR@95TPR (out-of-distribution positive); ``scores[method][set]`` are the
-        scores ``(M,)``, with the in-distribution ones under ``"ID"``.
+        ``(table, scores)``: ``table`` has one row per (method, set) with AUROC,
+        AUPR-IN, AUPR-OUT and FPR@95TPR (out-of-distribution positive);
+        ``scores[method][set]`` are the scores ``(M,)``, with the in-distribution ones
+        under ``"ID"``.
     """
     images = {"ID": id_images, **sets}
     if outputs is None:
@@ -116,8 +147,17 @@ def evaluate(detectors: dict[str, Callable[[torch.Tensor], torch.Tensor]], ensem
     all_scores: dict[str, dict[str, torch.Tensor]] = {}
     rows = []
     for method, det in tqdm(detectors.items(), desc="detectors", disable=not progress):
-        all_scores[method] = {k: score(det, v, outputs[k], member=member) for k, v in images.items()}
+        all_scores[method] = {
+            k: score(det, v, outputs[k], member=member) for k, v in images.items()
+        }
         for name in sets:
-            rows.append({"method": method, "OOD set": name,
-                         **metrics.ood_metrics(all_scores[method]["ID"], all_scores[method][name])})
+            rows.append(
+                {
+                    "method": method,
+                    "OOD set": name,
+                    **metrics.ood_metrics(
+                        all_scores[method]["ID"], all_scores[method][name]
+                    ),
+                }
+            )
     return pd.DataFrame(rows), all_scores

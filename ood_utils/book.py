@@ -1,5 +1,5 @@
-"""Small helpers for the chapters: sentences whose numbers come from the run, and a record
-of each chapter's key results for the book's results tables."""
+"""Small helpers for the chapters: the setup line, sentences whose numbers come from the
+run, and a record of each chapter's key results for the book's results tables."""
 
 from __future__ import annotations
 
@@ -14,14 +14,32 @@ from typing import TYPE_CHECKING
 import torch
 from IPython.display import Markdown, display
 
-from .config import atomic_write, env_path, get_device, get_profile, user_cache
+from . import run as run_context
+from .cache import atomic_write
+from .profiles import Profile
+from .run import Run
 
 if TYPE_CHECKING:
     import pandas
 
-RESULTS_ENV = "OOD_RESULTS_DIR"
+__all__ = ["load_results", "record", "say", "scale_note", "setup"]
 
 Number = float | int
+
+
+def setup(chapter: str, seed: int = 0, **overrides: object) -> Run:
+    """A chapter's first line: its run context (:func:`ood_utils.run.setup`: the
+    environment read once, every generator seeded with ``seed``), and a line saying what
+    it runs with.
+
+    ``overrides`` set fields of the :class:`~ood_utils.run.Run` (``profile="full"``,
+    ``device="cpu"``)."""
+    run = run_context.setup(chapter, seed, **overrides)
+    print(
+        f"profile: {run.profile.name} | device: {run.device} | torch "
+        f"{torch.__version__}"
+    )
+    return run
 
 
 def say(text: str) -> None:
@@ -34,43 +52,49 @@ def say(text: str) -> None:
     display(Markdown(text))
 
 
-def scale_note(budgets: tuple[str, ...] = ("main",), profile: str | None = None) -> str:
-    """One sentence saying at which scale a chapter's conclusions were drawn, and what would settle them.
+def scale_note(profile: Profile, budgets: tuple[str, ...] = ("main",)) -> str:
+    """One sentence saying at which scale a chapter's conclusions were drawn, and what
+    would settle them.
 
     Args:
+        profile: the chapter's profile (``run.profile``).
         budgets: the training budgets the chapter used: ``"main"`` and/or ``"sweep"``.
-        profile: the profile's name (default: the active one).
 
-    Example: "Measured in the fast profile: 10,000 training images for 3 epochs (4,000 for 2 where
-    many networks are trained), where the original trained on 60,000 for 14; where a claim was
-    also run at that scale (``tools/reproduce.py``), the book follows that run."
-    """
-    prof = get_profile(profile)
+    Example: "Measured in the fast profile: 10,000 training images for 3 epochs (4,000
+    for 2 where many networks are trained), where the original trained on 60,000 for 14;
+    where a claim was also run at that scale (``tools/reproduce.py``), the book follows
+    that run." """
+    prof = profile
 
     def words(n: int | None, epochs: int) -> str:
-        return f"{'all 60,000' if n is None else f'{n:,}'} training images for {epochs} epoch{'s' * (epochs != 1)}"
+        images = "all 60,000" if n is None else f"{n:,}"
+        return f"{images} training images for {epochs} epoch{'s' * (epochs != 1)}"
 
     parts = []
     if "main" in budgets:
         parts.append(words(prof.n_train, prof.epochs))
     if "sweep" in budgets:
-        sweep = words(prof.sweep_n_train, prof.sweep_epochs)
+        sweep = words(prof.sweep.n_train, prof.sweep.epochs)
         parts.append(f"({sweep} where many networks are trained)" if parts else sweep)
     if not parts:
         raise ValueError(f"budgets must name 'main' and/or 'sweep', got {budgets!r}")
-    at_original = all((n is None and e == 14) for n, e in
-                      ([(prof.n_train, prof.epochs)] if "main" in budgets else [])
-                      + ([(prof.sweep_n_train, prof.sweep_epochs)] if "sweep" in budgets else []))
+    at_original = all(
+        (n is None and e == 14)
+        for n, e in ([(prof.n_train, prof.epochs)] if "main" in budgets else [])
+        + ([(prof.sweep.n_train, prof.sweep.epochs)] if "sweep" in budgets else [])
+    )
     if at_original:
-        return f"Measured in the {prof.name} profile, at the original's scale: {' '.join(parts)}."
-    return (f"Measured in the {prof.name} profile: {' '.join(parts)}, where the original trained on "
-            f"60,000 for 14; where a claim was also run at that scale (`tools/reproduce.py`, the sections "
-            f"\"At the original's scale\"), the book follows that run.")
-
-
-def results_dir() -> Path:
-    """Where :func:`record` writes: ``$OOD_RESULTS_DIR`` or ``<user cache>/twin-kl/results``."""
-    return env_path(RESULTS_ENV, user_cache() / "results")
+        return (
+            f"Measured in the {prof.name} profile, at the original's scale: "
+            f"{' '.join(parts)}."
+        )
+    return (
+        f"Measured in the {prof.name} profile: {' '.join(parts)}, where the original "
+        "trained on "
+        "60,000 for 14; where a claim was also run at that scale "
+        "(`tools/reproduce.py`, the sections "
+        f'"At the original\'s scale"), the book follows that run.'
+    )
 
 
 def _version(package: str) -> str:
@@ -80,57 +104,71 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def record(chapter: str, results: dict[str, Number | tuple[Number, Number | str | None]],
-           tables: dict[str, pandas.DataFrame] | None = None,
-           claims: dict[str, dict[str, object]] | None = None) -> Path:
+def record(
+    run: Run,
+    results: dict[str, Number | tuple[Number, Number | str | None]],
+    tables: dict[str, pandas.DataFrame] | None = None,
+    claims: dict[str, dict[str, object]] | None = None,
+) -> Path:
     """Save a chapter's key numbers, with the original's value where there is one.
 
     Args:
-        chapter: e.g. ``"05_mnist_fashion"``; one JSON file per chapter and profile.
+        run: the chapter's run context (:func:`setup`): its chapter name, profile, seed
+            and device are recorded; one JSON file per chapter and profile.
         results: ``{name: value}`` or ``{name: (value, original)}``.
-        tables: optional ``{name: DataFrame}`` saved as lists of row records (read them back
-            with :func:`load_results` and ``pandas.DataFrame(payload["tables"][name])``).
-        claims: optional ``{claim key: row}`` of :func:`ood_utils.replication.claim_record`: this
-            chapter's numbers for the original's claims, which the Replication page collects.
+        tables: optional ``{name: DataFrame}`` saved as lists of row records (read them
+            back with :func:`load_results` and
+            ``pandas.DataFrame(payload["tables"][name])``).
+        claims: optional ``{claim key: row}`` of
+            :func:`ood_utils.replication.claim_record`: this chapter's numbers for the
+            original's claims, which the Replication page collects.
 
     Returns:
-        The JSON file written: ``<results_dir>/<profile>/<chapter>.json``, with the profile,
-        seed, device and hardware, library versions and the time of the run.
+        The JSON file written: ``<run.results_dir>/<profile>/<chapter>.json``, with the
+        profile, seed, device and hardware, library versions and the time of the run.
     """
     if not results:
         raise ValueError("results is empty")
-    profile = get_profile().name
+    chapter, profile, device = run.chapter, run.profile.name, run.device
     rows = {}
     for name, item in results.items():
         value, original = item if isinstance(item, tuple) else (item, None)
         rows[name] = {"value": float(value), "original": original}
-    device = get_device()
-    payload = {"chapter": chapter, "profile": profile, "seed": torch.initial_seed(),
-               "device": str(device),
-               "hardware": torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-               "torch": torch.__version__, "torchvision": _version("torchvision"),
-               "numpy": _version("numpy"), "python": platform.python_version(),
-               "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "results": rows}
+    payload = {
+        "chapter": chapter,
+        "profile": profile,
+        "seed": run.seed,
+        "device": str(device),
+        "hardware": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "numpy": _version("numpy"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "results": rows,
+    }
     if tables:
-        payload["tables"] = {name: json.loads(df.to_json(orient="records")) for name, df in tables.items()}
+        payload["tables"] = {
+            name: json.loads(df.to_json(orient="records"))
+            for name, df in tables.items()
+        }
     if claims:
         from .replication import claim
 
         for key in claims:
             claim(key)  # refuses a key that names no claim of the original
         payload["claims"] = json.loads(json.dumps(claims, default=float))
-    path = results_dir() / profile / f"{chapter}.json"
+    path = run.results_dir / profile / f"{chapter}.json"
     atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=1).encode()))
     return path
 
 
-def load_results(profile: str | None = None) -> dict[str, dict]:
-    """Every chapter's saved results for ``profile`` (default: the active one): ``{chapter: payload}``.
-
-    Empty when no chapter has run yet in that profile.
-    """
-    name = get_profile(profile).name
-    folder = results_dir() / name
+def load_results(run: Run, profile: str | None = None) -> dict[str, dict]:
+    """Every chapter's saved results in ``run.results_dir`` for ``profile`` (default:
+    ``run.profile``): ``{chapter: payload}``. Empty when no chapter has run yet in that
+    profile."""
+    folder = run.results_dir / (profile or run.profile.name)
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

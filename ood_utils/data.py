@@ -5,7 +5,7 @@ per-dataset normalisation is part of each model (see :mod:`ood_utils.models`),
 so an attack or a noise image lives in the same pixel space as real data.
 
 The files are read with :mod:`torchvision.datasets` (``download=True``) from
-:func:`ood_utils.config.data_root`: offline, put the raw files there; online,
+a data folder (a chapter's ``run.data_root``): offline, put the raw files there; online,
 torchvision downloads and checks them.
 """
 
@@ -18,26 +18,40 @@ from pathlib import Path
 
 import torch
 
-from .config import DATA_ENV, Profile, data_root, get_profile
+from .run import ENV, Run, default_folder
 
 #: Dataset name -> (torchvision class name, class names).
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "mnist": ("MNIST", tuple(str(i) for i in range(10))),
     "fashionmnist": (
         "FashionMNIST",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
 }
 
 #: Mean and standard deviation of the training pixels (used inside the models).
 NORMALIZATION: dict[str, tuple[float, float]] = {
-    "mnist": (0.1307, 0.3081),          # PyTorch's MNIST example
+    "mnist": (0.1307, 0.3081),  # PyTorch's MNIST example
     "fashionmnist": (0.2860, 0.3530),
 }
 
-_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -67,11 +81,23 @@ class ImageData:
 
 
 def check_name(name: str) -> str:
-    """Normalise a dataset name (``"FashionMNIST"`` -> ``"fashionmnist"``) or raise ``ValueError``."""
+    """Normalise a dataset name (``"FashionMNIST"`` -> ``"fashionmnist"``) or raise
+    ``ValueError``."""
     key = str(name).lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}"
+        )
     return key
+
+
+#: Dataset name -> the name the book displays ("MNIST", "FashionMNIST").
+DISPLAY: dict[str, str] = {name: cls for name, (cls, _) in DATASETS.items()}
+
+
+def other_dataset(name: str) -> str:
+    """The dataset used as out-of-distribution for a model trained on ``name``."""
+    return "fashionmnist" if check_name(name) == "mnist" else "mnist"
 
 
 @functools.lru_cache(maxsize=8)
@@ -86,9 +112,10 @@ def _load_full(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch.T
         raw = Path(root) / cls_name / "raw"
         files = "\n  ".join(str(raw / f) for f in _RAW_FILES)
         raise DataNotFoundError(
-            f"{cls_name} could not be read from {root} nor downloaded ({type(err).__name__}: {err}).\n"
-            f"Put these files (uncompressed, or the .gz originals) there:\n  {files}\n"
-            f"or point ${DATA_ENV} at a folder that holds {cls_name}/raw/."
+            f"{cls_name} could not be read from {root} nor downloaded "
+            f"({type(err).__name__}: {err}).\nPut these files (uncompressed, or the "
+            f".gz originals) there:\n  {files}\nor point ${ENV['data_root']} at a "
+            f"folder that holds {cls_name}/raw/."
         ) from err
     images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
     return images, ds.targets.to(torch.int64)
@@ -101,17 +128,25 @@ def _subset(n_total: int, n: int | None, seed: int) -> torch.Tensor | None:
     return torch.randperm(n_total, generator=gen)[:n].sort().values
 
 
-def load(name: str, split: str = "train", profile: Profile | str | None = None,
-         n: int | None = None, root: str | Path | None = None, seed: int = 0) -> ImageData:
-    """Load a dataset split into memory, subsampled for the profile.
+def load(
+    name: str,
+    split: str = "train",
+    n: int | None = None,
+    root: str | Path | None = None,
+    seed: int = 0,
+) -> ImageData:
+    """Load a dataset split into memory: all of it, or a deterministic random subset of
+    ``n``.
+
+    A chapter loads its profile's subset from its data folder with
+    ``data.load(name, split, n=run.profile.n_test, root=run.data_root)``.
 
     Args:
         name: ``"mnist"`` or ``"fashionmnist"``.
         split: ``"train"`` or ``"test"``.
-        profile: a :class:`Profile` or its name (default: the active one); sets the
-            subset size (``n_train``/``n_test``) unless ``n`` is given.
-        n: number of images (a deterministic random subset); ``None`` = the profile's.
-        root: data folder; default :func:`ood_utils.config.data_root`.
+        n: number of images (a deterministic random subset); ``None`` = all of them.
+        root: data folder; default ``<user cache>/twin-kl/data``
+            (:func:`ood_utils.run.default_folder`).
         seed: seed of the subset choice (the same seed always gives the same images).
 
     Returns:
@@ -124,21 +159,34 @@ def load(name: str, split: str = "train", profile: Profile | str | None = None,
     key = check_name(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    if n is None:
-        n = prof.n_train if split == "train" else prof.n_test
     if n is not None and n < 1:
         raise ValueError(f"n must be a positive number of images, got {n}")
-    root_path = Path(root).expanduser().resolve() if root is not None else data_root()
+    root_path = (
+        Path(root).expanduser().resolve()
+        if root is not None
+        else default_folder("data")
+    )
     images, labels = _load_full(key, split == "train", str(root_path))
     idx = _subset(len(labels), n, seed)
     if idx is not None:
         images, labels = images[idx], labels[idx]
-    return ImageData(images=images, labels=labels, name=key, split=split, classes=DATASETS[key][1])
+    return ImageData(
+        images=images, labels=labels, name=key, split=split, classes=DATASETS[key][1]
+    )
 
 
-def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
-    """``n`` images of i.i.d. uniform ``[0, 1)`` pixels, shape ``(n, *shape)``, deterministic in ``seed``."""
+def chapter_split(run: Run, name: str, split: str = "test", seed: int = 0) -> ImageData:
+    """A chapter's images: its profile's subset of ``split`` (``n_train`` or ``n_test``
+    images, all when ``None``) from ``run.data_root``."""
+    n = run.profile.n_train if split == "train" else run.profile.n_test
+    return load(name, split, n=n, root=run.data_root, seed=seed)
+
+
+def uniform_noise(
+    n: int, seed: int = 0, shape: tuple[int, ...] = (1, 28, 28)
+) -> torch.Tensor:
+    """``n`` images of i.i.d. uniform ``[0, 1)`` pixels, shape ``(n, *shape)``,
+    deterministic in ``seed``."""
     if n < 1:
         raise ValueError(f"n must be a positive number of images, got {n}")
     return torch.rand((n, *shape), generator=torch.Generator().manual_seed(seed))
@@ -155,18 +203,25 @@ def _font(size: int):  # noqa: ANN202 (PIL font)
     return ImageFont.load_default(size=size)
 
 
-def corrupt(images: torch.Tensor, kind: str = "strokes", seed: int = 0, n: int = 3,
-            font_size: int = 12) -> torch.Tensor:
-    """Draw random white strokes or letters over each image, deterministically for ``seed``.
+def corrupt(
+    images: torch.Tensor,
+    kind: str = "strokes",
+    seed: int = 0,
+    n: int = 3,
+    font_size: int = 12,
+) -> torch.Tensor:
+    """Draw random white strokes or letters over each image, deterministically for
+    ``seed``.
 
-    The drawing is made on a separate black canvas with Pillow and combined with the image
-    by a pixel-wise maximum, so the digit (or garment) stays visible underneath.
+    The drawing is made on a separate black canvas with Pillow and combined with the
+    image by a pixel-wise maximum, so the digit (or garment) stays visible underneath.
 
     Args:
         images: ``(B, 1, H, W)`` in ``[0, 1]``.
         kind: ``"strokes"``: ``n`` straight lines of width 2 between random points;
             ``"text"``: a random word of ``n`` capital letters at a random position.
-        seed: the same seed gives the same drawings (image ``i`` always gets drawing ``i``).
+        seed: the same seed gives the same drawings (image ``i`` always gets drawing
+            ``i``).
         n: lines per image, or letters per word.
         font_size: letter height in pixels for ``"text"`` (Pillow's default font).
 
@@ -196,7 +251,9 @@ def corrupt(images: torch.Tensor, kind: str = "strokes", seed: int = 0, n: int =
                 draw.line([(int(x0), int(y0)), (int(x1), int(y1))], fill=255, width=2)
         else:
             word = "".join(chr(ord("A") + int(c)) for c in rng.integers(0, 26, n))
-            left, top, right, bottom = draw.textbbox((0, 0), word, font=_font(font_size))
+            left, top, right, bottom = draw.textbbox(
+                (0, 0), word, font=_font(font_size)
+            )
             x = int(rng.integers(0, max(1, w - (right - left)) + 1)) - left
             y = int(rng.integers(0, max(1, h - (bottom - top)) + 1)) - top
             draw.text((x, y), word, fill=255, font=_font(font_size))
@@ -205,10 +262,15 @@ def corrupt(images: torch.Tensor, kind: str = "strokes", seed: int = 0, n: int =
     return torch.maximum(images, drawn.to(images.device))
 
 
-def batches(images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64,
-            shuffle: bool = False, generator: torch.Generator | None = None
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Yield ``(x, y)`` mini-batches of in-memory tensors (``y`` is ``None`` without labels).
+def batches(
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, y)`` mini-batches of in-memory tensors (``y`` is ``None`` without
+    labels).
 
     Much faster than a ``DataLoader`` with per-sample transforms, and every member
     of an ensemble sees exactly the same batches in the same order.
@@ -220,17 +282,18 @@ def batches(images: torch.Tensor, labels: torch.Tensor | None = None, batch_size
         raise ValueError(f"{n} images but {labels.shape[0]} labels")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield images[idx], (labels[idx] if labels is not None else None)
 
 
-def random_shift(images: torch.Tensor, max_shift: int = 2,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Translate each image by a random whole number of pixels in ``[-max_shift, max_shift]``.
+def random_shift(
+    images: torch.Tensor, max_shift: int = 2, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Translate each image by a random whole number of pixels in ``[-max_shift,
+    max_shift]``.
 
-    ``images: (B, C, H, W)``; the border is filled with 0 (black). Deterministic for a seeded
-    ``generator``.
-    """
+    ``images: (B, C, H, W)``; the border is filled with 0 (black). Deterministic for a
+    seeded ``generator``."""
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     if max_shift == 0:
@@ -238,4 +301,6 @@ def random_shift(images: torch.Tensor, max_shift: int = 2,
     b, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (max_shift,) * 4)
     shifts = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(shifts)])
+    return torch.stack(
+        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts)]
+    )

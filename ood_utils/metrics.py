@@ -3,7 +3,8 @@
 Convention: **out-of-distribution is the positive class** and a higher score
 means "more out-of-distribution".
 
-- AUROC: probability that a random OOD input scores above a random ID input (0.5 = chance).
+- AUROC: probability that a random OOD input scores above a random ID input (0.5 =
+    chance).
 - AUPR-OUT: average precision with OOD positive.
 - AUPR-IN: average precision with ID positive (scores negated).
 - FPR@95TPR: share of ID inputs flagged at the threshold that catches 95% of OOD inputs.
@@ -21,7 +22,9 @@ from .validate import check_scores
 ArrayLike = np.ndarray | torch.Tensor | list[float]
 
 
-def _labelled(scores_id: ArrayLike, scores_ood: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _labelled(
+    scores_id: ArrayLike, scores_ood: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     s_in = check_scores(scores_id, "scores_id")
     s_out = check_scores(scores_ood, "scores_ood")
     y = np.concatenate([np.zeros(len(s_in)), np.ones(len(s_out))])
@@ -47,7 +50,8 @@ def aupr_in(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
 
 
 def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -> float:
-    """Smallest false-positive rate (ID flagged) among thresholds that flag >= ``tpr`` of OOD."""
+    """Smallest false-positive rate (ID flagged) among thresholds that flag >= ``tpr``
+    of OOD."""
     if not 0.0 < tpr <= 1.0:
         raise ValueError(f"tpr must be in (0, 1], got {tpr}")
     y, s = _labelled(scores_id, scores_ood)
@@ -57,5 +61,9 @@ def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -
 
 def ood_metrics(scores_id: ArrayLike, scores_ood: ArrayLike) -> dict[str, float]:
     """All four metrics: ``{"AUROC", "AUPR-IN", "AUPR-OUT", "FPR@95TPR"}``."""
-    return {"AUROC": auroc(scores_id, scores_ood), "AUPR-IN": aupr_in(scores_id, scores_ood),
-            "AUPR-OUT": aupr_out(scores_id, scores_ood), "FPR@95TPR": fpr_at_tpr(scores_id, scores_ood)}
+    return {
+        "AUROC": auroc(scores_id, scores_ood),
+        "AUPR-IN": aupr_in(scores_id, scores_ood),
+        "AUPR-OUT": aupr_out(scores_id, scores_ood),
+        "FPR@95TPR": fpr_at_tpr(scores_id, scores_ood),
+    }

@@ -1,23 +1,28 @@
-"""The original's experiments: its protocol as settings of the package, its published numbers,
-and ladders that walk from its protocol to the book's one change at a time.
+"""The original's experiments: its protocol as settings of the package, its published
+numbers, and ladders that walk from its protocol to the book's one change at a time.
 
-The book reproduces N. Patry's post "Self KL-divergence for detecting out of distribution
-data" (2020). Its numbers come from the executed notebook it was published from,
-``_notebooks/2020-02-26-self-kl-models.ipynb`` in the repository ``Narsil/Narsil.github.io``
-(last change d08728e, 2020-07-27); :data:`CLAIMS` cites the cell of each.
+The book reproduces N. Patry's post "Self KL-divergence for detecting out of
+distribution data" (2020). Its numbers come from the executed notebook it was published
+from, ``_notebooks/2020-02-26-self-kl-models.ipynb`` in the repository
+``Narsil/Narsil.github.io`` (last change d08728e, 2020-07-27); :data:`CLAIMS` cites the
+cell of each.
 
-- :func:`experiment_config` gives the training configuration of an experiment (``"E1"`` the
-  attacks, ``"E2"`` MNIST <-> FashionMNIST, ``"E2bis"`` ResNet-18, ``"E3"`` identical
-  initialisation, ``"E4"`` ensembles) under either protocol: the original's code or the book's.
-  Both are options of the one training mechanism (:class:`ood_utils.train.TrainConfig`).
-- :func:`ladder` measures a protocol, then changes one factor per row until it reaches the
-  other protocol, so every difference between two numbers is attributed to a named change.
-- :func:`verdict` compares a claim's published number with this run's under both protocols,
-  and :func:`replication_table` does it for every claim (the book's Replication page).
-- At the original's scale (all 60,000 images, 14 epochs): :func:`experiment_spec` says what
-  ``tools/reproduce.py`` trains and measures, :func:`detection_numbers` and
-  :func:`attack_numbers` measure it (the chapters use them too), and :func:`load_results`
-  reads the committed results back, validated and checked for staleness.
+- :func:`experiment_config` gives the training configuration of an experiment (``"E1"``
+  the attacks, ``"E2"`` MNIST <-> FashionMNIST, ``"E2bis"`` ResNet-18, ``"E3"``
+  identical initialisation, ``"E4"`` ensembles) under either protocol: the original's
+  code or the book's. Both are options of the one training mechanism
+  (:class:`ood_utils.train.TrainConfig`).
+- :func:`ladder` measures a protocol, then changes one factor per row until it reaches
+  the other protocol, so every difference between two numbers is attributed to a named
+  change.
+- :func:`verdict` compares a claim's published number with this run's under both
+  protocols, and :func:`replication_table` does it for every claim (the book's
+  Replication page).
+- At the original's scale (all 60,000 images, 14 epochs): :func:`experiment_spec` says
+  what ``tools/reproduce.py`` trains and measures, :func:`detection_numbers` and
+  :func:`attack_numbers` measure it (the chapters use them too), and
+  :func:`load_results` reads the committed results back, validated and checked for
+  staleness.
 """
 
 from __future__ import annotations
@@ -33,59 +38,85 @@ import torch
 from tqdm.auto import tqdm
 
 from . import attacks, metrics, scores
-from .config import Profile
+from .cache import config_fields
 from .models import Ensemble
+from .profiles import Profile
+from .run import ORIGINAL_SCALE_FOLDER
 from .train import TrainConfig
 
-EXPERIMENTS = ("E1", "E2", "E2bis", "E3", "E4")  # the image experiments; E5 is the text one
+# the image experiments; E5 is the text one
+EXPERIMENTS = (
+    "E1",
+    "E2",
+    "E2bis",
+    "E3",
+    "E4",
+)
 PROTOCOLS = ("original", "book")
 
-#: What a protocol is made of. Training: ``recipe`` (``"adam-cyclic"``: the original's Exp 2-4,
-#: or ``"adadelta"``), ``network`` (an architecture of :data:`ood_utils.models.ARCHITECTURES`),
-#: ``normalization`` (``"mnist"`` for both datasets, or ``"dataset"``), ``members``
-#: (``"independent"``, ``"identical"`` initial weights in separate copies, or one ``"shared"``
-#: module) and ``budget`` (``"sweep"``, ``"main"``: the profile's; ``"original"``: 60,000 images,
-#: 14 epochs). Scoring: the fields of :class:`ood_utils.scores.FlagRule`.
+#: What a protocol is made of. Training: ``recipe`` (``"adam-cyclic"``: the original's
+#: Exp 2-4, or ``"adadelta"``), ``network`` (an architecture of
+#: :data:`ood_utils.models.ARCHITECTURES`), ``normalization`` (``"mnist"`` for both
+#: datasets, or ``"dataset"``), ``members`` (``"independent"``, ``"identical"`` initial
+#: weights in separate copies, or one ``"shared"`` module) and ``budget`` (``"sweep"``,
+#: ``"main"``: the profile's; ``"original"``: 60,000 images, 14 epochs). Scoring: the
+#: fields of :class:`ood_utils.scores.FlagRule`.
 TRAINING_FACTORS = ("recipe", "network", "normalization", "members", "budget")
 RULE_FACTORS = ("statistic", "reference", "disagreement", "precision", "log_target")
 #: The recipes' optimiser settings.
-RECIPE_FIELDS: dict[str, dict[str, object]] = {"adam-cyclic": {"recipe": "adam-cyclic", "lr": 1e-2},
-                                               "adadelta": {"recipe": "adadelta", "lr": 1.0}}
+RECIPE_FIELDS: dict[str, dict[str, object]] = {
+    "adam-cyclic": {"recipe": "adam-cyclic", "lr": 1e-2},
+    "adadelta": {"recipe": "adadelta", "lr": 1.0},
+}
 
 
-def protocol_factors(experiment: str, protocol: str, dataset: str = "mnist",
-                     scoring: bool = True) -> dict[str, object]:
+def protocol_factors(
+    experiment: str, protocol: str, dataset: str = "mnist", scoring: bool = True
+) -> dict[str, object]:
     """The training and scoring factors of ``experiment`` under ``protocol``.
 
-    ``"original"`` is the original's code: PyTorch's MNIST CNN of early 2020 (channel dropout,
-    MNIST's normalisation for both datasets), Adadelta for Exp 1 and the attacks, Adam with a
-    per-epoch ``CyclicLR`` for Exp 2-4, one module used twice in Exp 3, ResNet-18 at 224x224 in
-    Exp 2 bis, and :data:`ood_utils.scores.ORIGINAL_RULE`. ``"book"`` is the book's choice for
-    every experiment (separate copies from identical weights in Exp 3, ResNet-18 at 28x28).
-    On MNIST the two normalisations are one (MNIST's own statistics): ``"dataset"``. Without
-    ``scoring``, only the training factors (:data:`TRAINING_FACTORS`).
-    """
+    ``"original"`` is the original's code: PyTorch's MNIST CNN of early 2020 (channel
+    dropout, MNIST's normalisation for both datasets), Adadelta for Exp 1 and the
+    attacks, Adam with a per-epoch ``CyclicLR`` for Exp 2-4, one module used twice in
+    Exp 3, ResNet-18 at 224x224 in Exp 2 bis, and
+    :data:`ood_utils.scores.ORIGINAL_RULE`. ``"book"`` is the book's choice for every
+    experiment (separate copies from identical weights in Exp 3, ResNet-18 at 28x28). On
+    MNIST the two normalisations are one (MNIST's own statistics): ``"dataset"``.
+    Without ``scoring``, only the training factors (:data:`TRAINING_FACTORS`)."""
     if experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment!r}: expected one of {EXPERIMENTS}")
+        raise ValueError(
+            f"unknown experiment {experiment!r}: expected one of {EXPERIMENTS}"
+        )
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
     rule = scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
     out: dict[str, object] = {name: getattr(rule, name) for name in RULE_FACTORS}
     original = protocol == "original"
     resnet = experiment == "E2bis"
-    out.update(recipe="adam-cyclic" if original and experiment != "E1" else "adadelta",
-               network=("resnet18-224" if original else "resnet18") if resnet
-               else ("cnn-dropout2d" if original else "cnn"),
-               normalization="mnist" if original and dataset != "mnist" else "dataset",
-               members="independent" if experiment != "E3" else "shared" if original else "identical",
-               budget="original" if original else "main")
+    out.update(
+        recipe="adam-cyclic" if original and experiment != "E1" else "adadelta",
+        network=("resnet18-224" if original else "resnet18")
+        if resnet
+        else ("cnn-dropout2d" if original else "cnn"),
+        normalization="mnist" if original and dataset != "mnist" else "dataset",
+        members="independent"
+        if experiment != "E3"
+        else "shared"
+        if original
+        else "identical",
+        budget="original" if original else "main",
+    )
     return out if scoring else {k: out[k] for k in TRAINING_FACTORS}
 
 
-def attack_factors(conditions: attacks.AttackConditions, steps: int, lr: float = 1.0,
-                   joint: bool = False) -> dict[str, object]:
-    """An attack's factors: its conditions (without the joint attack's ``distance`` unless
-    ``joint``), ``steps`` and ``lr``."""
+def attack_factors(
+    conditions: attacks.AttackConditions,
+    steps: int,
+    lr: float = 1.0,
+    joint: bool = False,
+) -> dict[str, object]:
+    """An attack's factors: its conditions (without the joint attack's ``distance``
+    unless ``joint``), ``steps`` and ``lr``."""
     out = {**dataclasses.asdict(conditions), "steps": steps, "lr": lr}
     if not joint:
         del out["distance"]
@@ -93,53 +124,92 @@ def attack_factors(conditions: attacks.AttackConditions, steps: int, lr: float =
 
 
 def attack_conditions(factors: Mapping[str, object]) -> attacks.AttackConditions:
-    """The :class:`ood_utils.attacks.AttackConditions` of an attack's factors (others ignored)."""
+    """The :class:`ood_utils.attacks.AttackConditions` of an attack's factors (others
+    ignored)."""
     names = [f.name for f in dataclasses.fields(attacks.AttackConditions)]
     return attacks.AttackConditions(**{k: factors[k] for k in names if k in factors})
 
 
-def train_config(factors: Mapping[str, object], dataset: str = "mnist", n_members: int = 2,
-                 profile: Profile | str | None = None, **overrides: object) -> TrainConfig:
-    """The :class:`TrainConfig` of a protocol's training factors (:data:`TRAINING_FACTORS`).
+def train_config(
+    factors: Mapping[str, object],
+    dataset: str = "mnist",
+    n_members: int = 2,
+    profile: Profile | str | None = None,
+    **overrides: object,
+) -> TrainConfig:
+    """The :class:`TrainConfig` of a protocol's training factors
+    (:data:`TRAINING_FACTORS`).
 
-    Missing factors take the book's values; other keys of ``factors`` are ignored.
-    """
+    Missing factors take the book's values; other keys of ``factors`` are ignored. The
+    budgets ``"main"`` and ``"sweep"`` are ``profile``'s (a chapter passes
+    ``run.profile``)."""
     budget = factors.get("budget", "main")
     if budget not in ("sweep", "main", "original"):
-        raise ValueError(f"unknown budget {budget!r}: expected 'sweep', 'main' or 'original'")
+        raise ValueError(
+            f"unknown budget {budget!r}: expected 'sweep', 'main' or 'original'"
+        )
     recipe = factors.get("recipe", "adadelta")
     if recipe not in RECIPE_FIELDS:
-        raise ValueError(f"unknown recipe {recipe!r}: expected one of {tuple(RECIPE_FIELDS)}")
+        raise ValueError(
+            f"unknown recipe {recipe!r}: expected one of {tuple(RECIPE_FIELDS)}"
+        )
     members = factors.get("members", "independent")
     if members not in ("independent", "identical", "shared"):
-        raise ValueError(f"unknown members {members!r}: expected 'independent', 'identical' or 'shared'")
+        raise ValueError(
+            f"unknown members {members!r}: expected 'independent', 'identical' or "
+            "'shared'"
+        )
+    if budget == "original":
+        # the original's budget is set below; the full profile's batch size is the same
+        profile = "full"
+    elif profile is None:
+        raise ValueError(
+            f"the {budget!r} budget is a profile's: pass profile= (a chapter's "
+            "run.profile)"
+        )
     fields: dict[str, object] = {
-        "dataset": dataset, "n_members": n_members, "arch": factors.get("network", "cnn"),
-        "normalization": factors.get("normalization", "dataset"), **RECIPE_FIELDS[recipe],
-        "identical_init": members == "identical", "shared_module": members == "shared"}
+        "dataset": dataset,
+        "n_members": n_members,
+        "arch": factors.get("network", "cnn"),
+        "normalization": factors.get("normalization", "dataset"),
+        **RECIPE_FIELDS[recipe],
+        "identical_init": members == "identical",
+        "shared_module": members == "shared",
+    }
     if budget == "original":
         fields.update(n_train=None, epochs=14)
     fields.update(overrides)
-    return TrainConfig.from_profile(profile, budget="main" if budget == "original" else budget, **fields)
+    return TrainConfig.from_profile(
+        profile, budget="main" if budget == "original" else budget, **fields
+    )
 
 
 def flag_rule(factors: Mapping[str, object]) -> scores.FlagRule:
-    """The :class:`ood_utils.scores.FlagRule` of a protocol's scoring factors (:data:`RULE_FACTORS`)."""
+    """The :class:`ood_utils.scores.FlagRule` of a protocol's scoring factors
+    (:data:`RULE_FACTORS`)."""
     return scores.FlagRule(**{k: factors[k] for k in RULE_FACTORS if k in factors})
 
 
-def experiment_config(experiment: str, protocol: str, dataset: str = "mnist", n_members: int = 2,
-                      profile: Profile | str | None = None, budget: str = "main",
-                      **overrides: object) -> TrainConfig:
-    """The training configuration of one of the original's experiments under ``protocol``.
+def experiment_config(
+    experiment: str,
+    protocol: str,
+    dataset: str = "mnist",
+    n_members: int = 2,
+    profile: Profile | str | None = None,
+    budget: str = "main",
+    **overrides: object,
+) -> TrainConfig:
+    """The training configuration of one of the original's experiments under
+    ``protocol``.
 
     Args:
-        experiment: one of :data:`EXPERIMENTS`. ``"E1"``: the CNN and twins of the attacks;
-            ``"E2"``: CNN twins on one dataset; ``"E2bis"``: ResNet-18 twins; ``"E3"``: identical
-            initialisation; ``"E4"``: ensembles of ``n_members``.
+        experiment: one of :data:`EXPERIMENTS`. ``"E1"``: the CNN and twins of the
+            attacks; ``"E2"``: CNN twins on one dataset; ``"E2bis"``: ResNet-18 twins;
+            ``"E3"``: identical initialisation; ``"E4"``: ensembles of ``n_members``.
         protocol: ``"original"`` or ``"book"`` (:func:`protocol_factors`).
-        budget: ``"sweep"``, ``"main"`` (the profile's) or ``"original"`` (60,000 images,
-            14 epochs): the same for both protocols, so that they differ in nothing else.
+        budget: ``"sweep"``, ``"main"`` (the profile's) or ``"original"`` (60,000
+            images, 14 epochs): the same for both protocols, so that they differ in
+            nothing else.
         overrides: any other :class:`TrainConfig` field.
     """
     factors = {**protocol_factors(experiment, protocol, dataset), "budget": budget}
@@ -154,13 +224,15 @@ class Claim:
         key: identifier, e.g. ``"E2 cnn mnist AUROC"``.
         text: what the original claims, in a few words.
         published: the number (a share as a fraction: 73.34% is 0.7334).
-        cell: where it is printed (``"[35]"``: cell 35 of the published notebook; ``"text after
-            [25]"``: the prose that follows it).
-        tolerance: how far this run may land and still reproduce it: absolute, or relative
-            (a factor) when ``relative``.
-        relative: compare ratios instead of differences (for references, which span decades).
-        at_most: the original gives an upper bound ("below 20"): any value up to ``published``
-            reproduces it (and up to ``tolerance`` above it, or that factor with ``relative``).
+        cell: where it is printed (``"[35]"``: cell 35 of the published notebook;
+            ``"text after [25]"``: the prose that follows it).
+        tolerance: how far this run may land and still reproduce it: absolute, or
+            relative (a factor) when ``relative``.
+        relative: compare ratios instead of differences (for references, which span
+            decades).
+        at_most: the original gives an upper bound ("below 20"): any value up to
+            ``published`` reproduces it (and up to ``tolerance`` above it, or that
+            factor with ``relative``).
     """
 
     key: str
@@ -186,62 +258,190 @@ class Claim:
 
 
 def _claims() -> dict[str, Claim]:
-    # Tolerances: an AUROC within 0.02 (different seeds move it by about 0.01 at full scale),
-    # a flagged share within 3 points when small (ID) and 8 when large (OOD), an attack's
-    # success rate within 15 points (100 restarts: a binomial sd of up to 5 points, fewer in
-    # the fast profile), a reference within a factor of 2 (a mean of a heavy-tailed score);
-    # Exp 3's shares within 2 points (round-off flags almost nothing or a few per cent).
+    # Tolerances: an AUROC within 0.02 (different seeds move it by about 0.01 at full
+    # scale), a flagged share within 3 points when small (ID) and 8 when large (OOD), an
+    # attack's success rate within 15 points (100 restarts: a binomial sd of up to 5
+    # points, fewer in the fast profile), a reference within a factor of 2 (a mean of a
+    # heavy-tailed score); Exp 3's shares within 2 points (round-off flags almost
+    # nothing or a few per cent).
     rows = [
-        Claim("E1 fooling success", "the fooling attack makes the CNN > 80% sure of noise (100 restarts)",
-              1.0, "[8]", 0.15),
-        Claim("E1 twin-1 attack flagged", "an attack on twin 1 alone is caught by the twins "
-              "(one example: KL/ref 587.7 and 153.0)", 1.0, "[23]", 0.15),
-        Claim("E1 joint attack", "the joint attack succeeds with both twins > 80% sure", 0.0,
-              "text after [25] (\"around 0%\")", 0.15),
-        Claim("E1 joint attack, no confidence", "the joint attack passes the detector without the "
-              "confidence condition", 0.30, "text after [25] (\"30%\")", 0.15),
+        Claim(
+            "E1 fooling success",
+            "the fooling attack makes the CNN > 80% sure of noise (100 restarts)",
+            1.0,
+            "[8]",
+            0.15,
+        ),
+        Claim(
+            "E1 twin-1 attack flagged",
+            "an attack on twin 1 alone is caught by the twins (one example: KL/ref "
+            "587.7 and 153.0)",
+            1.0,
+            "[23]",
+            0.15,
+        ),
+        Claim(
+            "E1 joint attack",
+            "the joint attack succeeds with both twins > 80% sure",
+            0.0,
+            'text after [25] ("around 0%")',
+            0.15,
+        ),
+        Claim(
+            "E1 joint attack, no confidence",
+            "the joint attack passes the detector without the confidence condition",
+            0.30,
+            'text after [25] ("30%")',
+            0.15,
+        ),
     ]
-    e2 = {("cnn", "mnist"): (0.0204, 0.0350, 0.7334, 0.9693, "[35]"),
-          ("cnn", "fashionmnist"): (0.0490, 0.1040, 0.6141, 0.8572, "[35]"),
-          ("resnet18", "mnist"): (0.0286, 0.0342, 0.9416, 0.9920, "[40]"),
-          ("resnet18", "fashionmnist"): (0.1100, 0.0812, 0.8693, 0.9664, "[40]")}
+    e2 = {
+        ("cnn", "mnist"): (0.0204, 0.0350, 0.7334, 0.9693, "[35]"),
+        ("cnn", "fashionmnist"): (0.0490, 0.1040, 0.6141, 0.8572, "[35]"),
+        ("resnet18", "mnist"): (0.0286, 0.0342, 0.9416, 0.9920, "[40]"),
+        ("resnet18", "fashionmnist"): (0.1100, 0.0812, 0.8693, 0.9664, "[40]"),
+    }
     names = {"mnist": "MNIST -> FashionMNIST", "fashionmnist": "FashionMNIST -> MNIST"}
     for (arch, ds), (ref, fid, food, auc, cell) in e2.items():
         exp = "E2" if arch == "cnn" else "E2bis"
         what = f"{'CNN' if arch == 'cnn' else 'ResNet-18 (224x224)'} twins, {names[ds]}"
-        rows += [Claim(f"{exp} {ds} reference", f"{what}: reference (nats)", ref, cell, 2.0, True),
-                 Claim(f"{exp} {ds} ID flagged", f"{what}: share of ID test flagged", fid, cell, 0.03),
-                 Claim(f"{exp} {ds} OOD flagged", f"{what}: share of OOD test flagged", food, cell, 0.08),
-                 Claim(f"{exp} {ds} AUROC", f"{what}: AUROC", auc, cell, 0.02)]
-    rows += [Claim("E2 mnist accuracy", "MNIST test accuracy about 99%", 0.99, "text after [35]", 0.01),
-             Claim("E2 fashionmnist accuracy", "FashionMNIST test accuracy about 92%", 0.92,
-                   "text after [35]", 0.02)]
-    e3 = {"mnist": (-5.89e-9, 0.0936, 0.1036, 0.6250), "fashionmnist": (-1.06e-8, 0.0001, 0.0004, 0.5550)}
+        rows += [
+            Claim(
+                f"{exp} {ds} reference",
+                f"{what}: reference (nats)",
+                ref,
+                cell,
+                2.0,
+                True,
+            ),
+            Claim(
+                f"{exp} {ds} ID flagged",
+                f"{what}: share of ID test flagged",
+                fid,
+                cell,
+                0.03,
+            ),
+            Claim(
+                f"{exp} {ds} OOD flagged",
+                f"{what}: share of OOD test flagged",
+                food,
+                cell,
+                0.08,
+            ),
+            Claim(f"{exp} {ds} AUROC", f"{what}: AUROC", auc, cell, 0.02),
+        ]
+    rows += [
+        Claim(
+            "E2 mnist accuracy",
+            "MNIST test accuracy about 99%",
+            0.99,
+            "text after [35]",
+            0.01,
+        ),
+        Claim(
+            "E2 fashionmnist accuracy",
+            "FashionMNIST test accuracy about 92%",
+            0.92,
+            "text after [35]",
+            0.02,
+        ),
+    ]
+    e3 = {
+        "mnist": (-5.89e-9, 0.0936, 0.1036, 0.6250),
+        "fashionmnist": (-1.06e-8, 0.0001, 0.0004, 0.5550),
+    }
     for ds, (ref, fid, food, auc) in e3.items():
         what = f"identical twins, {names[ds]}"
-        rows += [Claim(f"E3 {ds} reference", f"{what}: reference (nats, negative: round-off)", ref,
-                       "[43]", 10.0, True),
-                 Claim(f"E3 {ds} ID flagged", f"{what}: share of ID test flagged", fid, "[43]", 0.02),
-                 Claim(f"E3 {ds} OOD flagged", f"{what}: share of OOD test flagged", food, "[43]", 0.02),
-                 Claim(f"E3 {ds} AUROC", f"{what}: AUROC (of round-off divided by a negative reference)",
-                       auc, "[43]", 0.02)]
-    e4 = {("mnist", 2): (0.0221, 0.0348, 0.7453, 0.9681), ("fashionmnist", 2): (0.0563, 0.1026, 0.7025, 0.8957),
-          ("mnist", 4): (0.0267, 0.0572, 0.9007, 0.9743), ("fashionmnist", 4): (0.0542, 0.1973, 0.8587, 0.9285),
-          ("mnist", 8): (0.0273, 0.0781, 0.9555, 0.9800), ("fashionmnist", 8): (0.0565, 0.2602, 0.9203, 0.9508)}
+        rows += [
+            Claim(
+                f"E3 {ds} reference",
+                f"{what}: reference (nats, negative: round-off)",
+                ref,
+                "[43]",
+                10.0,
+                True,
+            ),
+            Claim(
+                f"E3 {ds} ID flagged",
+                f"{what}: share of ID test flagged",
+                fid,
+                "[43]",
+                0.02,
+            ),
+            Claim(
+                f"E3 {ds} OOD flagged",
+                f"{what}: share of OOD test flagged",
+                food,
+                "[43]",
+                0.02,
+            ),
+            Claim(
+                f"E3 {ds} AUROC",
+                f"{what}: AUROC (of round-off divided by a negative reference)",
+                auc,
+                "[43]",
+                0.02,
+            ),
+        ]
+    e4 = {
+        ("mnist", 2): (0.0221, 0.0348, 0.7453, 0.9681),
+        ("fashionmnist", 2): (0.0563, 0.1026, 0.7025, 0.8957),
+        ("mnist", 4): (0.0267, 0.0572, 0.9007, 0.9743),
+        ("fashionmnist", 4): (0.0542, 0.1973, 0.8587, 0.9285),
+        ("mnist", 8): (0.0273, 0.0781, 0.9555, 0.9800),
+        ("fashionmnist", 8): (0.0565, 0.2602, 0.9203, 0.9508),
+    }
     for (ds, n), (ref, fid, food, auc) in e4.items():
         what = f"ensemble of {n}, {names[ds]}"
-        rows += [Claim(f"E4 {ds} N={n} reference", f"{what}: reference (nats)", ref, "[46]", 2.0, True),
-                 Claim(f"E4 {ds} N={n} ID flagged", f"{what}: share of ID test flagged", fid, "[46]", 0.03),
-                 Claim(f"E4 {ds} N={n} OOD flagged", f"{what}: share of OOD test flagged", food, "[46]", 0.08),
-                 Claim(f"E4 {ds} N={n} AUROC", f"{what}: AUROC", auc, "[46]", 0.02)]
-    # Experiment 5, text: no code and no printed number, three figures of per-paragraph twin KL
-    # (read off them: about 3 on the training book, below 20 on English test text, about 40 on
-    # French); the book compares the ratios to the training text, which do not depend on units.
-    rows += [Claim("E5 French / training text", "text twins: French scores about 13 times the training "
-                   "text (about 40 against 3)", 40 / 3, "the post's text figures", 2.0, relative=True),
-             Claim("E5 English test / training text", "text twins: held-out English scores below 7 times "
-                   "the training text (below 20 against 3)", 20 / 3, "the post's text figures", 1.0,
-                   at_most=True)]
+        rows += [
+            Claim(
+                f"E4 {ds} N={n} reference",
+                f"{what}: reference (nats)",
+                ref,
+                "[46]",
+                2.0,
+                True,
+            ),
+            Claim(
+                f"E4 {ds} N={n} ID flagged",
+                f"{what}: share of ID test flagged",
+                fid,
+                "[46]",
+                0.03,
+            ),
+            Claim(
+                f"E4 {ds} N={n} OOD flagged",
+                f"{what}: share of OOD test flagged",
+                food,
+                "[46]",
+                0.08,
+            ),
+            Claim(f"E4 {ds} N={n} AUROC", f"{what}: AUROC", auc, "[46]", 0.02),
+        ]
+    # Experiment 5, text: no code and no printed number, three figures of per-paragraph
+    # twin KL (read off them: about 3 on the training book, below 20 on English test
+    # text, about 40 on French); the book compares the ratios to the training text,
+    # which do not depend on units.
+    rows += [
+        Claim(
+            "E5 French / training text",
+            "text twins: French scores about 13 times the training text (about 40 "
+            "against 3)",
+            40 / 3,
+            "the post's text figures",
+            2.0,
+            relative=True,
+        ),
+        Claim(
+            "E5 English test / training text",
+            "text twins: held-out English scores below 7 times the training text "
+            "(below 20 against 3)",
+            20 / 3,
+            "the post's text figures",
+            1.0,
+            at_most=True,
+        ),
+    ]
     return {c.key: c for c in rows}
 
 
@@ -255,10 +455,16 @@ def published(key: str) -> float:
 
 
 def claim(key: str) -> Claim:
-    """The claim ``key`` of :data:`CLAIMS` (a ``ValueError`` names the close ones if unknown)."""
+    """The claim ``key`` of :data:`CLAIMS` (a ``ValueError`` names the close ones if
+    unknown)."""
     if key not in CLAIMS:
-        close = [k for k in CLAIMS if k.split()[0] == key.split()[0]] if key.split() else []
-        raise ValueError(f"unknown claim {key!r}" + (f"; claims of that experiment: {close}" if close else ""))
+        close = (
+            [k for k in CLAIMS if k.split()[0] == key.split()[0]] if key.split() else []
+        )
+        raise ValueError(
+            f"unknown claim {key!r}"
+            + (f"; claims of that experiment: {close}" if close else "")
+        )
     return CLAIMS[key]
 
 
@@ -268,9 +474,9 @@ class Step:
 
     Attributes:
         change: what changes, e.g. ``"dropout off during the attack"``.
-        kind: ``"correction"`` (the original's setting measures something other than what it
-            claims), ``"choice"`` (either setting is legitimate) or ``"scale"`` (more data or
-            epochs).
+        kind: ``"correction"`` (the original's setting measures something other than
+            what it claims), ``"choice"`` (either setting is legitimate) or ``"scale"``
+            (more data or epochs).
         settings: ``{factor: new value}``, the factors this row changes (usually one).
         why: one sentence: why the book changes it.
     """
@@ -282,117 +488,188 @@ class Step:
 
     def __post_init__(self) -> None:
         if self.kind not in ("correction", "choice", "scale"):
-            raise ValueError(f"kind must be 'correction', 'choice' or 'scale', got {self.kind!r}")
+            raise ValueError(
+                f"kind must be 'correction', 'choice' or 'scale', got {self.kind!r}"
+            )
         if not self.settings:
             raise ValueError(f"step {self.change!r} changes no factor")
 
 
-def ladder(start: Mapping[str, object], steps: Sequence[Step],
-           measure: Callable[[dict[str, object]], Mapping[str, float]],
-           end: Mapping[str, object] | None = None, progress: bool = True) -> pd.DataFrame:
-    """Measure ``start`` (a protocol's factors), then apply ``steps`` one at a time, measuring each.
+def ladder(
+    start: Mapping[str, object],
+    steps: Sequence[Step],
+    measure: Callable[[dict[str, object]], Mapping[str, float]],
+    end: Mapping[str, object] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Measure ``start`` (a protocol's factors), then apply ``steps`` one at a time,
+    measuring each.
 
     Args:
         start: ``{factor: value}``, the first row's protocol (the original's).
-        steps: each changes the factors in its :attr:`Step.settings`, on top of the rows before.
+        steps: each changes the factors in its :attr:`Step.settings`, on top of the rows
+            before.
         measure: factors -> ``{metric: value}``; called once per row.
         end: if given, the factors the last row must reach (the book's protocol); a
             ``ValueError`` says which factor differs.
 
     Returns:
-        One row per protocol: ``row`` (0 = ``start``), ``change`` and ``kind``, then the metrics.
+        One row per protocol: ``row`` (0 = ``start``), ``change`` and ``kind``, then the
+        metrics.
     """
     state = dict(start)
     for step in steps:
         unknown = set(step.settings) - set(state)
         if unknown:
-            raise ValueError(f"step {step.change!r} sets unknown factors {sorted(unknown)}; "
-                             f"the factors are {sorted(state)}")
+            raise ValueError(
+                f"step {step.change!r} sets unknown factors {sorted(unknown)}; the "
+                f"factors are {sorted(state)}"
+            )
         if all(state[k] == v for k, v in step.settings.items()):
-            raise ValueError(f"step {step.change!r} changes nothing: the factors already have these values")
+            raise ValueError(
+                f"step {step.change!r} changes nothing: the factors already have these "
+                "values"
+            )
         state.update(step.settings)
     if end is not None and state != dict(end):
-        diff = {k: (state.get(k), end.get(k)) for k in set(state) | set(end) if state.get(k) != end.get(k)}
-        raise ValueError(f"the ladder ends at another protocol: {diff} (factor: (reached, expected))")
+        diff = {
+            k: (state.get(k), end.get(k))
+            for k in set(state) | set(end)
+            if state.get(k) != end.get(k)
+        }
+        raise ValueError(
+            f"the ladder ends at another protocol: {diff} (factor: (reached, expected))"
+        )
     rows, state = [], dict(start)
-    bar = tqdm(total=len(steps) + 1, disable=not progress, desc="ladder", mininterval=1.0)
-    rows.append({"row": 0, "change": "the original's protocol", "kind": "", **measure(dict(state))})
+    bar = tqdm(
+        total=len(steps) + 1, disable=not progress, desc="ladder", mininterval=1.0
+    )
+    rows.append(
+        {
+            "row": 0,
+            "change": "the original's protocol",
+            "kind": "",
+            **measure(dict(state)),
+        }
+    )
     bar.update()
     for i, step in enumerate(steps, 1):
         state.update(step.settings)
-        rows.append({"row": i, "change": step.change, "kind": step.kind, **measure(dict(state))})
+        rows.append(
+            {"row": i, "change": step.change, "kind": step.kind, **measure(dict(state))}
+        )
         bar.update()
     bar.close()
     return pd.DataFrame(rows).set_index("row")
 
 
-def e2_ladder(dataset: str = "mnist", n_members: int = 2
-              ) -> tuple[dict[str, object], list[Step], dict[str, object]]:
-    """The walk from the original's Exp 2 to the book's: ``(start, steps, end)`` for :func:`ladder`.
+def e2_ladder(
+    dataset: str = "mnist", n_members: int = 2
+) -> tuple[dict[str, object], list[Step], dict[str, object]]:
+    """The walk from the original's Exp 2 to the book's: ``(start, steps, end)`` for
+    :func:`ladder`.
 
-    Training first (trained with the profile's "sweep" budget), then the training budget, then
-    the scoring rule: recipe, dropout, normalisation (FashionMNIST only: on MNIST the two are
-    one), budget, statistic, reference, and for more than two members the disagreement rule.
-    """
+    Training first (trained with the profile's "sweep" budget), then the training
+    budget, then the scoring rule: recipe, dropout, normalisation (FashionMNIST only: on
+    MNIST the two are one), budget, statistic, reference, and for more than two members
+    the disagreement rule."""
     start = {**protocol_factors("E2", "original", dataset), "budget": "sweep"}
     end = protocol_factors("E2", "book", dataset)
     if n_members == 2:  # the first pair is every pair
         start.pop("disagreement")
         end.pop("disagreement")
     steps = [
-        Step("Adadelta, decayed per epoch (not Adam under a per-epoch CyclicLR)", "correction",
-             {"recipe": "adadelta"}, "the original stepped a per-batch schedule once per epoch, so "
-             "epoch 1 trained at lr 0; the book uses PyTorch's MNIST recipe, as the original's Exp 1"),
-        Step("element-wise dropout (the book's CNN)", "choice", {"network": "cnn"},
-             "the book's CNN drops single activations after the convolutions"),
+        Step(
+            "Adadelta, decayed per epoch (not Adam under a per-epoch CyclicLR)",
+            "correction",
+            {"recipe": "adadelta"},
+            "the original stepped a per-batch schedule once per epoch, so epoch 1 "
+            "trained at lr 0; the book uses PyTorch's MNIST recipe, as the "
+            "original's Exp 1",
+        ),
+        Step(
+            "element-wise dropout (the book's CNN)",
+            "choice",
+            {"network": "cnn"},
+            "the book's CNN drops single activations after the convolutions",
+        ),
     ]
     if start["normalization"] != end["normalization"]:
-        steps.append(Step("each dataset normalised with its own statistics", "correction",
-                          {"normalization": "dataset"},
-                          "the original normalised FashionMNIST with MNIST's mean and std"))
+        steps.append(
+            Step(
+                "each dataset normalised with its own statistics",
+                "correction",
+                {"normalization": "dataset"},
+                "the original normalised FashionMNIST with MNIST's mean and std",
+            )
+        )
     steps += [
         Step("the book's training budget", "scale", {"budget": "main"}),
-        Step("statistic: the larger directed KL", "choice", {"statistic": "max-directed"},
-             "the original took the larger term per class, then summed"),
-        Step("reference: the mean of the statistic itself", "correction", {"reference": "mean-score"},
-             "the original calibrated with the mean symmetric KL, another statistic than its score"),
+        Step(
+            "statistic: the larger directed KL",
+            "choice",
+            {"statistic": "max-directed"},
+            "the original took the larger term per class, then summed",
+        ),
+        Step(
+            "reference: the mean of the statistic itself",
+            "correction",
+            {"reference": "mean-score"},
+            "the original calibrated with the mean symmetric KL, another statistic "
+            "than its score",
+        ),
     ]
     if n_members > 2:
-        steps.append(Step("disagreement of any two members", "choice", {"disagreement": "all-pairs"},
-                          "the original compared members 0 and 1 only"))
+        steps.append(
+            Step(
+                "disagreement of any two members",
+                "choice",
+                {"disagreement": "all-pairs"},
+                "the original compared members 0 and 1 only",
+            )
+        )
     return start, steps, end
 
 
-def main_cause(table: pd.DataFrame, metric: str, skip_kinds: Sequence[str] = ()) -> tuple[str, float]:
-    """The row of a :func:`ladder` table that moves ``metric`` most: ``(change, difference)``.
+def main_cause(
+    table: pd.DataFrame, metric: str, skip_kinds: Sequence[str] = ()
+) -> tuple[str, float]:
+    """The row of a :func:`ladder` table that moves ``metric`` most: ``(change,
+    difference)``.
 
-    Rows where ``metric`` is undefined (NaN) are skipped, and so are the steps of a kind in
-    ``skip_kinds`` (their difference is still measured from the row before them). With
-    ``skip_kinds=("scale",)`` the cause is one that remains when both protocols train alike, as
-    they do at the original's scale.
-    """
+    Rows where ``metric`` is undefined (NaN) are skipped, and so are the steps of a kind
+    in ``skip_kinds`` (their difference is still measured from the row before them).
+    With ``skip_kinds=("scale",)`` the cause is one that remains when both protocols
+    train alike, as they do at the original's scale."""
     if metric not in table:
-        raise ValueError(f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}")
+        raise ValueError(
+            f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}"
+        )
     values = table[metric].astype(float)
-    # a row without a value (a reference of 0 cannot flag) is skipped: the next row is compared
-    # with the last row that had one
+    # a row without a value (a reference of 0 cannot flag) is skipped: the next row is
+    # compared with the last row that had one
     deltas = (values - values.ffill().shift()).iloc[1:]
     if skip_kinds:
         deltas = deltas[~table["kind"].iloc[1:].isin(list(skip_kinds))]
     if deltas.empty or deltas.isna().all():
-        raise ValueError(f"the ladder has no step that measures {metric!r}"
-                         + (f" besides those of kind {list(skip_kinds)}" if skip_kinds else ""))
+        raise ValueError(
+            f"the ladder has no step that measures {metric!r}"
+            + (f" besides those of kind {list(skip_kinds)}" if skip_kinds else "")
+        )
     row = deltas.abs().idxmax()
     return str(table.loc[row, "change"]), float(deltas[row])
 
 
-def ladder_causes(table: pd.DataFrame, metric: str, fmt: str = "{:+.3g}") -> tuple[str, str]:
-    """The two causes a claim's record names (:func:`claim_record`), as text "change (difference)".
+def ladder_causes(
+    table: pd.DataFrame, metric: str, fmt: str = "{:+.3g}"
+) -> tuple[str, str]:
+    """The two causes a claim's record names (:func:`claim_record`), as text "change
+    (difference)".
 
-    Returns ``(cause, protocol_cause)``: the step of ``table`` that moves ``metric`` most, and the
-    one that moves it most besides the training-budget steps (:func:`main_cause` with
-    ``skip_kinds=("scale",)``); ``fmt`` formats the difference (e.g. ``"{:+.0%}"`` for a rate).
-    """
+    Returns ``(cause, protocol_cause)``: the step of ``table`` that moves ``metric``
+    most, and the one that moves it most besides the training-budget steps
+    (:func:`main_cause` with ``skip_kinds=("scale",)``); ``fmt`` formats the difference
+    (e.g. ``"{:+.0%}"`` for a rate)."""
     texts = []
     for skip in ((), ("scale",)):
         change, delta = main_cause(table, metric, skip_kinds=skip)
@@ -400,239 +677,370 @@ def ladder_causes(table: pd.DataFrame, metric: str, fmt: str = "{:+.3g}") -> tup
     return texts[0], texts[1]
 
 
-def verdict(key: str, original_protocol: float | None, book_protocol: float | None,
-            cause: str | None = None, scale: str = "original") -> str:
+def verdict(
+    key: str,
+    original_protocol: float | None,
+    book_protocol: float | None,
+    cause: str | None = None,
+    scale: str = "original",
+) -> str:
     """How this run relates to the original's claim ``key``.
 
     Args:
-        original_protocol: this run's number under the original's protocol (``None``: not run).
+        original_protocol: this run's number under the original's protocol (``None``:
+            not run).
         book_protocol: under the book's protocol (``None``: not run).
         cause: the change that makes the difference (e.g. from :func:`main_cause`).
-        scale: ``"original"`` (60,000 images, 14 epochs) or the profile that ran (e.g. ``"fast"``).
+        scale: ``"original"`` (60,000 images, 14 epochs) or the profile that ran (e.g.
+            ``"fast"``).
 
     Returns:
-        ``"reproduced"``, ``"reproduced only under the original's protocol: the cause is ..."``,
-        ``"not reproduced"`` (``"... at this scale"`` below the original's scale), or
-        ``"not run at this scale"`` (followed by what the book's protocol gives, if it ran).
+        ``"reproduced"``, ``"reproduced only under the original's protocol: the cause is
+        ..."``, ``"not reproduced"`` (``"... at this scale"`` below the original's
+        scale), or ``"not run at this scale"`` (followed by what the book's protocol
+        gives, if it ran).
     """
     c = claim(key)
     if original_protocol is None:
         if book_protocol is None:
             return "not run at this scale"
-        return ("not run at this scale; the book's protocol "
-                + ("reproduces it" if c.matches(book_protocol) else "does not reproduce it"))
+        return "not run at this scale; the book's protocol " + (
+            "reproduces it" if c.matches(book_protocol) else "does not reproduce it"
+        )
     reduced = "" if scale == "original" else " at this scale"
     if c.matches(original_protocol):
         if book_protocol is None or c.matches(book_protocol):
-            return "reproduced" + ("" if book_protocol is not None else " (the book's protocol not run)")
-        return f"reproduced only under the original's protocol: the cause is {cause or 'not isolated at this scale'}"
+            return "reproduced" + (
+                "" if book_protocol is not None else " (the book's protocol not run)"
+            )
+        cause = cause or "not isolated at this scale"
+        return f"reproduced only under the original's protocol: the cause is {cause}"
     if c.matches(book_protocol):
-        return f"not reproduced under the original's protocol{reduced}; the book's protocol gives it"
+        return (
+            f"not reproduced under the original's protocol{reduced}; the book's "
+            "protocol gives it"
+        )
     return "not reproduced" + reduced
 
 
-def claim_record(key: str, original_protocol: float | None, book_protocol: float | None,
-                 cause: str | None, scale: str, protocol_cause: str | None = None) -> dict[str, object]:
-    """A claim's row for :func:`ood_utils.book.record` (``claims=``): the numbers and the verdict.
+def claim_record(
+    key: str,
+    original_protocol: float | None,
+    book_protocol: float | None,
+    cause: str | None,
+    scale: str,
+    protocol_cause: str | None = None,
+) -> dict[str, object]:
+    """A claim's row for :func:`ood_utils.book.record` (``claims=``): the numbers and
+    the verdict.
 
     ``cause`` is the ladder's main cause at this build's scale (:func:`main_cause`);
     ``protocol_cause`` the main cause among the steps that are not the training budget
-    (``skip_kinds=("scale",)``), which the Replication page names where it judges the claim at the
-    original's scale (both protocols train alike there).
-    """
+    (``skip_kinds=("scale",)``), which the Replication page names where it judges the
+    claim at the original's scale (both protocols train alike there)."""
     c = claim(key)
-    return {"original protocol": original_protocol, "book protocol": book_protocol, "cause": cause,
-            "protocol cause": protocol_cause, "scale": scale, "published": c.published, "cell": c.cell,
-            "verdict": verdict(key, original_protocol, book_protocol, cause, scale)}
+    return {
+        "original protocol": original_protocol,
+        "book protocol": book_protocol,
+        "cause": cause,
+        "protocol cause": protocol_cause,
+        "scale": scale,
+        "published": c.published,
+        "cell": c.cell,
+        "verdict": verdict(key, original_protocol, book_protocol, cause, scale),
+    }
 
 
 def scale_of(config: TrainConfig) -> str:
-    """``"original"`` for the original's scale (all 60,000 images, 14 epochs), else the budget in words."""
+    """``"original"`` for the original's scale (all 60,000 images, 14 epochs), else the
+    budget in words."""
     if config.n_train is None and config.epochs == 14:
         return "original"
     images = "all" if config.n_train is None else f"{config.n_train:,}"
     return f"{images} images, {config.epochs} epoch{'s' * (config.epochs != 1)}"
 
 
-def replication_table(chapters: Mapping[str, Mapping[str, object]],
-                      original_scale: Mapping[tuple[str, str], Mapping[str, object]] | None = None
-                      ) -> pd.DataFrame:
-    """One row per claim of :data:`CLAIMS`, from the chapters' saved records and the original-scale
-    results.
+#: Said of a cause that a build's ladder names for an original-scale verdict.
+LADDER_NOTE = " (this build's ladder, its largest step besides the training budget)"
+
+
+def replication_table(
+    chapters: Mapping[str, Mapping[str, object]],
+    original_scale: Mapping[tuple[str, str], Mapping[str, object]] | None = None,
+) -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`, from the chapters' saved records and the
+    original-scale results.
 
     Args:
-        chapters: ``{chapter: payload}`` as :func:`ood_utils.book.load_results` returns them;
-            a payload's ``"claims"`` holds :func:`claim_record` rows.
-        original_scale: :func:`load_results` (default: none). Where a claim has numbers at the
-            original's scale, its verdict is judged on them: the book follows the larger run.
+        chapters: ``{chapter: payload}`` as :func:`ood_utils.book.load_results` returns
+            them; a payload's ``"claims"`` holds :func:`claim_record` rows.
+        original_scale: :func:`load_results` (default: none). Where a claim has numbers
+            at the original's scale, its verdict is judged on them: the book follows the
+            larger run.
 
     Returns:
-        Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original protocol`` and
-        ``book protocol`` (this build), ``scale`` (this build's), ``original protocol, original
-        scale`` and ``book protocol, original scale``, ``verdict`` and ``chapter``, in the order
-        of :data:`CLAIMS`; a claim that nothing ran is "not run at this scale".
+        Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original
+        protocol`` and ``book protocol`` (this build), ``scale`` (this build's),
+        ``original protocol, original scale`` and ``book protocol, original scale``,
+        ``verdict`` and ``chapter``, in the order of :data:`CLAIMS`; a claim that
+        nothing ran is "not run at this scale".
     """
     found: dict[str, tuple[str, Mapping[str, object]]] = {}
     for chapter, payload in chapters.items():
         for key, row in (payload.get("claims") or {}).items():
             if key in found:
-                raise ValueError(f"claim {key!r} recorded by both {found[key][0]} and {chapter}")
+                raise ValueError(
+                    f"claim {key!r} recorded by both {found[key][0]} and {chapter}"
+                )
             claim(key)
             found[key] = (chapter, row)
     rows = []
     for key, c in CLAIMS.items():
         chapter, row = found.get(key, ("", {}))
-        at_scale = {p: original_scale_value(original_scale or {}, key, p) for p in PROTOCOLS}
+        at_scale = {
+            p: original_scale_value(original_scale or {}, key, p) for p in PROTOCOLS
+        }
         if at_scale["original"] is not None or at_scale["book"] is not None:
             cause = row.get("protocol cause")
-            verdict_text = verdict(key, at_scale["original"], at_scale["book"], cause, "original")
+            verdict_text = verdict(
+                key, at_scale["original"], at_scale["book"], cause, "original"
+            )
             if cause and "only under" in verdict_text:
-                verdict_text += " (this build's ladder, its largest step besides the training budget)"
+                verdict_text += LADDER_NOTE
         else:
             verdict_text = row.get("verdict", "not run at this scale")
-        rows.append({"experiment": key.split()[0], "claim": c.text, "published": c.published,
-                     "cell": c.cell, "original protocol": row.get("original protocol"),
-                     "book protocol": row.get("book protocol"), "scale": row.get("scale", ""),
-                     "original protocol, original scale": at_scale["original"],
-                     "book protocol, original scale": at_scale["book"],
-                     "verdict": verdict_text, "chapter": chapter})
+        rows.append(
+            {
+                "experiment": key.split()[0],
+                "claim": c.text,
+                "published": c.published,
+                "cell": c.cell,
+                "original protocol": row.get("original protocol"),
+                "book protocol": row.get("book protocol"),
+                "scale": row.get("scale", ""),
+                "original protocol, original scale": at_scale["original"],
+                "book protocol, original scale": at_scale["book"],
+                "verdict": verdict_text,
+                "chapter": chapter,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-# --- measuring an experiment ---------------------------------------------------------------
+# --- measuring an experiment
+# ---------------------------------------------------------------
 
 
-def detection_numbers(lp_in: torch.Tensor, lp_out: torch.Tensor, rule: scores.FlagRule,
-                      ranking: str = "score / reference") -> dict[str, float]:
+def detection_numbers(
+    lp_in: torch.Tensor,
+    lp_out: torch.Tensor,
+    rule: scores.FlagRule,
+    ranking: str = "score / reference",
+) -> dict[str, float]:
     """What the original printed for a pair of test sets, under ``rule``.
 
     Args:
-        lp_in, lp_out: ``(N, B, C)`` log-probabilities on the in-distribution test set and the
-            out-of-distribution one.
-        ranking: ``"score / reference"`` (the original's: a negative reference mirrors the
-            ranking) or ``"score"``; the same whenever the reference is positive.
+        lp_in, lp_out: ``(N, B, C)`` log-probabilities on the in-distribution test set
+            and the out-of-distribution one.
+        ranking: ``"score / reference"`` (the original's: a negative reference mirrors
+            the ranking) or ``"score"``; the same whenever the reference is positive.
 
     Returns:
-        ``reference``, ``ID flagged``, ``OOD flagged`` (NaN where a reference of 0 cannot
-        calibrate), ``AUROC``, ``AUPR-IN``, ``AUPR-OUT``, ``FPR@95TPR`` (OOD positive) and
-        ``non-zero ID scores`` (the share of in-distribution scores that are not exactly 0).
+        ``reference``, ``ID flagged``, ``OOD flagged`` (NaN where a reference of 0
+        cannot calibrate), ``AUROC``, ``AUPR-IN``, ``AUPR-OUT``, ``FPR@95TPR`` (OOD
+        positive) and ``non-zero ID scores`` (the share of in-distribution scores that
+        are not exactly 0).
     """
     if ranking not in ("score / reference", "score"):
-        raise ValueError(f"ranking must be 'score / reference' or 'score', got {ranking!r}")
+        raise ValueError(
+            f"ranking must be 'score / reference' or 'score', got {ranking!r}"
+        )
     s_in, s_out = rule.score(lp_in), rule.score(lp_out)
     ref = rule.reference_of(lp_in)
     try:
         flagged = [float(rule.flags(lp, ref).double().mean()) for lp in (lp_in, lp_out)]
-    except ValueError:         # a reference of exactly 0: nothing can be calibrated
+    except ValueError:  # a reference of exactly 0: nothing can be calibrated
         flagged = [math.nan, math.nan]
     sign = -1.0 if ranking == "score / reference" and ref < 0 else 1.0
-    return {"reference": ref, "ID flagged": flagged[0], "OOD flagged": flagged[1],
-            **metrics.ood_metrics(sign * s_in.double(), sign * s_out.double()),
-            "non-zero ID scores": float((s_in != 0).double().mean())}
+    return {
+        "reference": ref,
+        "ID flagged": flagged[0],
+        "OOD flagged": flagged[1],
+        **metrics.ood_metrics(sign * s_in.double(), sign * s_out.double()),
+        "non-zero ID scores": float((s_in != 0).double().mean()),
+    }
 
 
-def attack_numbers(twins: Ensemble, reference: float, conditions: attacks.AttackConditions,
-                   steps: int, lr: float, joint_steps: int, joint_lr: float, n_restarts: int = 100,
-                   seed: int = 0, progress: bool = True) -> dict[str, float]:
+def attack_numbers(
+    twins: Ensemble,
+    reference: float,
+    conditions: attacks.AttackConditions,
+    steps: int,
+    lr: float,
+    joint_steps: int,
+    joint_lr: float,
+    n_restarts: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, float]:
     """The original's attack experiments on ``twins``, under ``conditions``.
 
-    The fooling attack on member 0 alone (the single CNN), the same attack on twin 1 judged by
-    the twins (``steps``, ``lr``), and the joint attack (``joint_steps``, ``joint_lr``) with and
-    without the confidence condition; the detector's threshold is ``10 * reference``.
+    The fooling attack on member 0 alone (the single CNN), the same attack on twin 1
+    judged by the twins (``steps``, ``lr``), and the joint attack (``joint_steps``,
+    ``joint_lr``) with and without the confidence condition; the detector's threshold is
+    ``10 * reference``.
 
     Returns:
-        ``fooling success``, ``twin-1 attack flagged``, ``twin-1 median score / reference``,
-        ``joint attack`` (both members > 0.8 sure and unflagged) and ``joint attack, no
-        confidence``, each a share of ``n_restarts``.
+        ``fooling success``, ``twin-1 attack flagged``, ``twin-1 median score /
+        reference``, ``joint attack`` (both members > 0.8 sure and unflagged) and
+        ``joint attack, no confidence``, each a share of ``n_restarts``.
     """
-    args = dict(n_restarts=n_restarts, seed=seed, progress=progress, conditions=conditions)
+    args = dict(
+        n_restarts=n_restarts, seed=seed, progress=progress, conditions=conditions
+    )
     single = attacks.fooling_attack(twins[0], steps=steps, lr=lr, **args)
-    twin1 = attacks.attack(twins, loss=lambda lp: attacks.entropy(lp[0]),
-                           success=lambda lp: lp[0].exp().amax(-1) > 0.8, steps=steps, lr=lr,
-                           desc="attack on twin 1", **args)
+    twin1 = attacks.attack(
+        twins,
+        loss=lambda lp: attacks.entropy(lp[0]),
+        success=lambda lp: lp[0].exp().amax(-1) > 0.8,
+        steps=steps,
+        lr=lr,
+        desc="attack on twin 1",
+        **args,
+    )
     threshold = 10 * reference
     caught = ~attacks.passes_detector(twin1.log_probs, threshold, confidence=None)
     joint_args = dict(steps=joint_steps, lr=joint_lr, **args)
     strict = attacks.joint_attack(twins, threshold, confidence=0.8, **joint_args)
-    if conditions.stop == "fixed":   # the same trajectory, judged without the confidence condition
-        loose = float(attacks.passes_detector(strict.log_probs, threshold, confidence=None).double().mean())
+    # the same trajectory, judged without the confidence condition
+    if conditions.stop == "fixed":
+        loose = float(
+            attacks.passes_detector(strict.log_probs, threshold, confidence=None)
+            .double()
+            .mean()
+        )
     else:
-        loose = attacks.joint_attack(twins, threshold, confidence=None, **joint_args).success_rate
+        loose = attacks.joint_attack(
+            twins, threshold, confidence=None, **joint_args
+        ).success_rate
     joint = {"joint attack": strict.success_rate, "joint attack, no confidence": loose}
-    return {"fooling success": single.success_rate, "twin-1 attack flagged": float(caught.double().mean()),
-            "twin-1 median score / reference": float((scores.twin_score(twin1.log_probs) / reference).median()),
-            **joint}
+    return {
+        "fooling success": single.success_rate,
+        "twin-1 attack flagged": float(caught.double().mean()),
+        "twin-1 median score / reference": float(
+            (scores.twin_score(twin1.log_probs) / reference).median()
+        ),
+        **joint,
+    }
 
 
-# --- the original's scale: what tools/reproduce.py runs, and the files it writes ------------
+# --- the original's scale: what tools/reproduce.py runs, and the files it
+# writes ------------
 
-#: Bumped when what an experiment measures changes (its numbers, or how they are computed).
+#: Bumped when what an experiment measures changes (its numbers, or how they
+#: are computed).
 SPEC_VERSION = 1
 #: The two datasets, in the original's order.
 DATASETS = ("mnist", "fashionmnist")
-#: Where the committed original-scale results live, relative to the repository's root.
-ORIGINAL_SCALE_FOLDER = "results/original-scale"
 
 
 def attack_settings(protocol: str) -> dict[str, object]:
-    """The attacks of Exp 1 under ``protocol``: conditions, steps and learning rates, restarts.
+    """The attacks of Exp 1 under ``protocol``: conditions, steps and learning rates,
+    restarts.
 
-    The original: its fooling attack and the attack on twin 1 ran 100 steps at lr 1 (cells 8,
-    23), its joint success-rate loop 200 steps at lr 0.1 (after cell 25), 100 restarts each,
-    under :data:`ood_utils.attacks.ORIGINAL_CONDITIONS`. The book: 300 steps at lr 1, stopped at
-    the first success, under :data:`ood_utils.attacks.BOOK_CONDITIONS`.
-    """
+    The original: its fooling attack and the attack on twin 1 ran 100 steps at lr 1
+    (cells 8, 23), its joint success-rate loop 200 steps at lr 0.1 (after cell 25), 100
+    restarts each, under :data:`ood_utils.attacks.ORIGINAL_CONDITIONS`. The book: 300
+    steps at lr 1, stopped at the first success, under
+    :data:`ood_utils.attacks.BOOK_CONDITIONS`."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
     original = protocol == "original"
     conditions = attacks.ORIGINAL_CONDITIONS if original else attacks.BOOK_CONDITIONS
-    return {"conditions": conditions, "steps": 100 if original else 300, "lr": 1.0,
-            "joint_steps": 200 if original else 300, "joint_lr": 0.1 if original else 1.0,
-            "n_restarts": 100, "seed": 0}
+    return {
+        "conditions": conditions,
+        "steps": 100 if original else 300,
+        "lr": 1.0,
+        "joint_steps": 200 if original else 300,
+        "joint_lr": 0.1 if original else 1.0,
+        "n_restarts": 100,
+        "seed": 0,
+    }
 
 
 def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfig]:
-    """The networks an experiment trains at the original's scale (60,000 images, 14 epochs).
+    """The networks an experiment trains at the original's scale (60,000 images, 14
+    epochs).
 
     ``{name: config}``: ``"twins"`` for E1; one pair per dataset (``"mnist"``,
-    ``"fashionmnist"``) for E2, E2bis and E3; for E4 one ensemble per dataset and size under the
-    original's protocol (it trained a separate ensemble for each N; seeds 100 N keep them
-    apart), and one ensemble of 8 per dataset, read as 2, 4 and 8, under the book's.
-    """
+    ``"fashionmnist"``) for E2, E2bis and E3; for E4 one ensemble per dataset and size
+    under the original's protocol (it trained a separate ensemble for each N; seeds 100
+    N keep them apart), and one ensemble of 8 per dataset, read as 2, 4 and 8, under the
+    book's."""
     if experiment == "E1":
         return {"twins": experiment_config("E1", protocol, budget="original")}
     if experiment == "E4":
         if protocol == "original":
-            return {f"{ds} N={n}": experiment_config("E4", protocol, dataset=ds, n_members=n,
-                                                     budget="original", seed=100 * n)
-                    for ds in DATASETS for n in (2, 4, 8)}
-        return {ds: experiment_config("E4", protocol, dataset=ds, n_members=8, budget="original")
-                for ds in DATASETS}
-    return {ds: experiment_config(experiment, protocol, dataset=ds, budget="original") for ds in DATASETS}
+            return {
+                f"{ds} N={n}": experiment_config(
+                    "E4",
+                    protocol,
+                    dataset=ds,
+                    n_members=n,
+                    budget="original",
+                    seed=100 * n,
+                )
+                for ds in DATASETS
+                for n in (2, 4, 8)
+            }
+        return {
+            ds: experiment_config(
+                "E4", protocol, dataset=ds, n_members=8, budget="original"
+            )
+            for ds in DATASETS
+        }
+    return {
+        ds: experiment_config(experiment, protocol, dataset=ds, budget="original")
+        for ds in DATASETS
+    }
 
 
 def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
-    """Everything that determines an original-scale result: its trainings and its evaluation.
+    """Everything that determines an original-scale result: its trainings and its
+    evaluation.
 
-    The trainings are given by their non-default fields (:func:`ood_utils.config.config_fields`)
-    and the training code's format version, so that the hash (:func:`spec_hash`) changes when
-    the code would train or measure something else, and not otherwise.
-    """
-    from .config import config_fields
+    The trainings are given by their non-default fields
+    (:func:`ood_utils.cache.config_fields`) and the training code's format version, so
+    that the hash (:func:`spec_hash`) changes when the code would train or measure
+    something else, and not otherwise."""
     from .train import FORMAT_VERSION
 
     spec: dict[str, object] = {
-        "experiment": experiment, "protocol": protocol, "version": SPEC_VERSION,
+        "experiment": experiment,
+        "protocol": protocol,
+        "version": SPEC_VERSION,
         "training format": FORMAT_VERSION,
-        "trainings": {name: config_fields(cfg) for name, cfg in experiment_trainings(experiment, protocol).items()},
-        "test sets": "all 10,000 test images of each dataset"}
+        "trainings": {
+            name: config_fields(cfg)
+            for name, cfg in experiment_trainings(experiment, protocol).items()
+        },
+        "test sets": "all 10,000 test images of each dataset",
+    }
     if experiment == "E1":
         settings = attack_settings(protocol)
-        spec["attacks"] = {**settings, "conditions": dataclasses.asdict(settings["conditions"])}
-        spec["reference"] = ("mean symmetric KL, batches of 1,000" if protocol == "original"
-                             else "mean twin score")
+        spec["attacks"] = {
+            **settings,
+            "conditions": dataclasses.asdict(settings["conditions"]),
+        }
+        spec["reference"] = (
+            "mean symmetric KL, batches of 1,000"
+            if protocol == "original"
+            else "mean twin score"
+        )
     else:
-        spec["rule"] = dataclasses.asdict(scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE)
+        spec["rule"] = dataclasses.asdict(
+            scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
+        )
         spec["ranking"] = "score / reference" if protocol == "original" else "score"
     return spec
 
@@ -642,30 +1050,44 @@ def spec_hash(spec: Mapping[str, object]) -> str:
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(spec, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
 
 
 #: The fields every original-scale result file has (``provenance`` with its own fields).
-RESULT_FIELDS = ("experiment", "protocol", "numbers", "provenance", "spec", "spec_hash", "trainings")
-PROVENANCE_FIELDS = ("commit", "dirty", "allow_dirty", "date", "hardware", "device", "threads",
-                     "torch", "torchvision", "python")
+RESULT_FIELDS = (
+    "experiment",
+    "protocol",
+    "numbers",
+    "provenance",
+    "spec",
+    "spec_hash",
+    "trainings",
+)
+PROVENANCE_FIELDS = (
+    "commit",
+    "dirty",
+    "allow_dirty",
+    "date",
+    "hardware",
+    "device",
+    "threads",
+    "torch",
+    "torchvision",
+    "python",
+)
 
 
 def result_path(experiment: str, protocol: str, folder: Path) -> Path:
-    """The file of one original-scale result: ``<folder>/<experiment>-<protocol>.json``."""
+    """The file of one original-scale result:
+    ``<folder>/<experiment>-<protocol>.json``."""
     return Path(folder) / f"{experiment}-{protocol}.json"
 
 
-def default_results_folder() -> Path:
-    """``$OOD_ORIGINAL_SCALE_DIR``, else the repository's ``results/original-scale`` (absent when
-    the package was installed without the repository, as in Colab)."""
-    from .config import env_path
-
-    return env_path("OOD_ORIGINAL_SCALE_DIR", Path(__file__).resolve().parents[1] / ORIGINAL_SCALE_FOLDER)
-
-
 def load_result(path: Path) -> dict[str, object]:
-    """One original-scale result, validated, with ``stale`` set (its spec is not the current code's).
+    """One original-scale result, validated, with ``stale`` set (its spec is not the
+    current code's).
 
     Raises:
         ValueError: naming the file and the field that is missing or malformed.
@@ -678,7 +1100,9 @@ def load_result(path: Path) -> dict[str, object]:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a readable JSON file ({err})") from err
     if not isinstance(payload, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+        raise ValueError(
+            f"{path}: expected a JSON object, got {type(payload).__name__}"
+        )
     missing = [f for f in RESULT_FIELDS if f not in payload]
     if missing:
         raise ValueError(f"{path}: missing fields {missing}")
@@ -686,22 +1110,35 @@ def load_result(path: Path) -> dict[str, object]:
     if not isinstance(prov, dict) or [f for f in PROVENANCE_FIELDS if f not in prov]:
         raise ValueError(f"{path}: provenance must hold {list(PROVENANCE_FIELDS)}")
     if payload["experiment"] not in EXPERIMENTS or payload["protocol"] not in PROTOCOLS:
-        raise ValueError(f"{path}: unknown experiment or protocol "
-                         f"{payload['experiment']!r}, {payload['protocol']!r}")
-    if path.name != result_path(payload["experiment"], payload["protocol"], path.parent).name:
-        raise ValueError(f"{path}: holds {payload['experiment']} / {payload['protocol']}, not what its name says")
+        raise ValueError(
+            f"{path}: unknown experiment or protocol {payload['experiment']!r}, "
+            f"{payload['protocol']!r}"
+        )
+    if (
+        path.name
+        != result_path(payload["experiment"], payload["protocol"], path.parent).name
+    ):
+        raise ValueError(
+            f"{path}: holds {payload['experiment']} / {payload['protocol']}, not what "
+            "its name says"
+        )
     numbers = payload["numbers"]
-    if not isinstance(numbers, dict) or not all(isinstance(v, dict) and all(
-            isinstance(x, (int, float)) or x is None for x in v.values()) for v in numbers.values()):
+    if not isinstance(numbers, dict) or not all(
+        isinstance(v, dict)
+        and all(isinstance(x, (int, float)) or x is None for x in v.values())
+        for v in numbers.values()
+    ):
         raise ValueError(f"{path}: numbers must be {{group: {{name: number}}}}")
     current = spec_hash(experiment_spec(payload["experiment"], payload["protocol"]))
     return {**payload, "stale": payload["spec_hash"] != current, "path": str(path)}
 
 
-def load_results(folder: Path | None = None) -> dict[tuple[str, str], dict[str, object]]:
-    """Every original-scale result in ``folder`` (default :func:`default_results_folder`):
-    ``{(experiment, protocol): payload}``; empty if there are none."""
-    folder = default_results_folder() if folder is None else Path(folder)
+def load_results(folder: Path | str) -> dict[tuple[str, str], dict[str, object]]:
+    """Every original-scale result in ``folder`` (a chapter's
+    ``run.original_scale_dir``: the repository's ``results/original-scale``, absent when
+    the package was installed without the repository, as in Colab): ``{(experiment,
+    protocol): payload}``; empty if there are none."""
+    folder = Path(folder)
     if not folder.is_dir():
         return {}
     out = {}
@@ -712,20 +1149,31 @@ def load_results(folder: Path | None = None) -> dict[tuple[str, str], dict[str, 
 
 
 def provenance_line(payload: Mapping[str, object]) -> str:
-    """One line: where and when a result was computed, and how long its training took."""
+    """One line: where and when a result was computed, and how long its training
+    took."""
     prov = payload["provenance"]
     minutes = sum(t["seconds"] for t in payload["trainings"]) / 60
     dirty = " (uncommitted changes)" if prov["dirty"] else ""
-    stale = "; **stale**: the current code would compute it differently" if payload.get("stale") else ""
-    return (f"{payload['experiment']}, {payload['protocol']}'s protocol: 60,000 images, 14 epochs, on "
-            f"{prov['hardware']} ({prov['device']}, {prov['threads']} threads), {prov['date']}, commit "
-            f"{str(prov['commit'])[:7]}{dirty}; training took {minutes:.0f} min{stale}")
+    stale = (
+        "; **stale**: the current code would compute it differently"
+        if payload.get("stale")
+        else ""
+    )
+    return (
+        f"{payload['experiment']}, {payload['protocol']}'s protocol: 60,000 images, 14 "
+        f"epochs, on {prov['hardware']} ({prov['device']}, {prov['threads']} threads), "
+        f"{prov['date']}, commit {str(prov['commit'])[:7]}{dirty}; training took "
+        f"{minutes:.0f} min{stale}"
+    )
 
 
-def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]], key: str,
-                         protocol: str) -> float | None:
-    """This book's number for claim ``key`` at the original's scale under ``protocol``, from
-    :func:`load_results`; ``None`` when that experiment has no result (or no such number)."""
+def original_scale_value(
+    results: Mapping[tuple[str, str], Mapping[str, object]], key: str, protocol: str
+) -> float | None:
+    """This book's number for claim ``key`` at the original's scale under ``protocol``,
+    from
+    :func:`load_results`; ``None`` when that experiment has no result (or no such
+        number)."""
     claim(key)
     experiment, rest = key.split(" ", 1)
     payload = results.get((experiment, protocol))
@@ -733,11 +1181,19 @@ def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]]
         return None
     numbers = payload["numbers"]
     if experiment == "E1":
-        name = {"fooling success": "fooling success", "twin-1 attack flagged": "twin-1 attack flagged",
-                "joint attack": "joint attack", "joint attack, no confidence": "joint attack, no confidence"}[rest]
+        name = {
+            "fooling success": "fooling success",
+            "twin-1 attack flagged": "twin-1 attack flagged",
+            "joint attack": "joint attack",
+            "joint attack, no confidence": "joint attack, no confidence",
+        }[rest]
         return numbers.get("attacks", {}).get(name)
-    metric = next(m for m in ("reference", "ID flagged", "OOD flagged", "AUROC", "accuracy") if rest.endswith(m))
-    group = rest[:-len(metric)].strip()
+    metric = next(
+        m
+        for m in ("reference", "ID flagged", "OOD flagged", "AUROC", "accuracy")
+        if rest.endswith(m)
+    )
+    group = rest[: -len(metric)].strip()
     row = numbers.get(group)
     if row is None:
         return None
@@ -747,26 +1203,34 @@ def original_scale_value(results: Mapping[tuple[str, str], Mapping[str, object]]
     return row.get(metric)
 
 
-def scale_verdict(results: Mapping[tuple[str, str], Mapping[str, object]], key: str,
-                  cause: str | None = None) -> str | None:
-    """The verdict on claim ``key`` from its original-scale numbers (:func:`verdict`), or ``None``
-    when neither protocol has one in ``results`` (a chapter then keeps its own scale's verdict).
+def scale_verdict(
+    results: Mapping[tuple[str, str], Mapping[str, object]],
+    key: str,
+    cause: str | None = None,
+) -> str | None:
+    """The verdict on claim ``key`` from its original-scale numbers (:func:`verdict`),
+    or ``None`` when neither protocol has one in ``results`` (a chapter then keeps its
+    own scale's verdict).
 
-    ``cause``: what the verdict names if the claim is reproduced only under the original's
-    protocol (no ladder runs at the original's scale: say where it comes from)."""
+    ``cause``: what the verdict names if the claim is reproduced only under the
+    original's protocol (no ladder runs at the original's scale: say where it comes
+    from)."""
     values = {p: original_scale_value(results, key, p) for p in PROTOCOLS}
     if values["original"] is None and values["book"] is None:
         return None
     return verdict(key, values["original"], values["book"], cause, scale="original")
 
 
-def original_scale_table(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str,
-                         metrics_shown: Sequence[str]) -> pd.DataFrame | None:
+def original_scale_table(
+    results: Mapping[tuple[str, str], Mapping[str, object]],
+    experiment: str,
+    metrics_shown: Sequence[str],
+) -> pd.DataFrame | None:
     """The original-scale numbers of ``experiment`` under both protocols, for a chapter.
 
-    Rows ``(protocol, group)`` (a group per dataset, per ensemble size, or ``"attacks"``),
-    columns ``metrics_shown`` (missing ones are left empty); ``None`` if neither protocol has a
-    result (a fresh fork, or Colab: the chapters then say so).
+    Rows ``(protocol, group)`` (a group per dataset, per ensemble size, or
+    ``"attacks"``), columns ``metrics_shown`` (missing ones are left empty); ``None`` if
+    neither protocol has a result (a fresh fork, or Colab: the chapters then say so).
     """
     rows = {}
     for protocol in PROTOCOLS:
@@ -778,16 +1242,27 @@ def original_scale_table(results: Mapping[tuple[str, str], Mapping[str, object]]
                 rows[protocol, group] = {m: values.get(m) for m in metrics_shown}
     if not rows:
         return None
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["protocol", "group"])
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(
+        ["protocol", "group"]
+    )
 
 
-def original_scale_note(results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str) -> str:
-    """Markdown: the provenance of ``experiment``'s original-scale results, or that there are none."""
-    lines = [f"- {provenance_line(results[experiment, p])}" for p in PROTOCOLS if (experiment, p) in results]
+def original_scale_note(
+    results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str
+) -> str:
+    """Markdown: the provenance of ``experiment``'s original-scale results, or that
+    there are none."""
+    lines = [
+        f"- {provenance_line(results[experiment, p])}"
+        for p in PROTOCOLS
+        if (experiment, p) in results
+    ]
     if not lines:
-        return (f"No original-scale results for {experiment} are present in this copy of the book: "
-                f"`python tools/reproduce.py --only {experiment}` computes them (all 60,000 images, 14 "
-                f"epochs) into `{ORIGINAL_SCALE_FOLDER}`.")
+        return (
+            f"No original-scale results for {experiment} are present in this copy of "
+            f"the book: `python tools/reproduce.py --only {experiment}` computes them "
+            f"(all 60,000 images, 14 epochs) into `{ORIGINAL_SCALE_FOLDER}`."
+        )
     missing = [p for p in PROTOCOLS if (experiment, p) not in results]
     tail = f"\n- not run yet: the {missing[0]}'s protocol" if missing else ""
     return "At the original's scale (`tools/reproduce.py`):\n" + "\n".join(lines) + tail

@@ -1,15 +1,17 @@
-"""Text: the books, a character tokenizer, twin character-level transformers, per-character scores.
+"""Text: the books, a character tokenizer, twin character-level transformers,
+per-character scores.
 
-The books travel with the package, xz-compressed (``ood_utils/corpus``, described with their
-sources and licences in its MANIFEST.md); a copy under ``<data root>/text/`` overrides them. Each
-is checked against its SHA-256 before use. Typography is normalised (curly quotes, dashes, guillemets to ASCII;
-accents stripped; a few letters transliterated) so that a model trained on a plain-ASCII
-English book measures *language*, not punctuation; characters still unknown to the
-tokenizer are dropped and counted.
+The books travel with the package, xz-compressed (``ood_utils/corpus``, described with
+their sources and licences in its MANIFEST.md); a copy under ``<data root>/text/``
+overrides them. Each is checked against its SHA-256 before use. Typography is normalised
+(curly quotes, dashes, guillemets to ASCII; accents stripped; a few letters
+transliterated) so that a model trained on a plain-ASCII English book measures
+*language*, not punctuation; characters still unknown to the tokenizer are dropped and
+counted.
 
-Shapes: token ids ``(B, T)``; a member's logits ``(B, T, V)``; the twins' log-probabilities
-``(N, B, T, V)``; per-character scores ``(L,)`` for a text of ``L`` characters.
-"""
+Shapes: token ids ``(B, T)``; a member's logits ``(B, T, V)``; the twins'
+log-probabilities ``(N, B, T, V)``; per-character scores ``(L,)`` for a text of ``L``
+characters."""
 
 from __future__ import annotations
 
@@ -31,16 +33,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import scores
-from .config import (Profile, atomic_write, cache_dir, cached, config_key, data_root, get_device,
-                     get_profile)
+from .cache import cached, config_key, load_checkpoint, save_checkpoint
 from .data import DataNotFoundError
+from .models import Ensemble, RandomStreams
+from .profiles import Profile
+from .run import Run, context, default_folder
+from .train import joint_steps
 
-# --- The books ------------------------------------------------------------------------------
+# --- The books
+# ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Book:
-    """One text file of the corpus: its file name, label and SHA-256 (from MANIFEST.md)."""
+    """One text file of the corpus: its file name, label and SHA-256 (from
+    MANIFEST.md)."""
 
     file: str
     title: str
@@ -49,36 +56,84 @@ class Book:
 
 
 BOOKS: dict[str, Book] = {
-    "pride_and_prejudice": Book("english_pride_and_prejudice.txt", "Pride and Prejudice", "English",
-                                "be0741c8398bb85781a8d31bba55fbdb72c53a6f5d931d6214db3f61ac269604"),
-    "alice_en": Book("english_alice_in_wonderland.txt", "Alice's Adventures in Wonderland", "English",
-                     "1e8ea426b77436fd7800aaa7db788ea06200d8f566cb1a7bd361c67adc835740"),
-    "sherlock_holmes": Book("english_sherlock_holmes.txt", "The Adventures of Sherlock Holmes", "English",
-                            "95c1b14700581aa60908e0d88bb5b021cfe4fe951c54fe1722f8810f7f9fcb66"),
-    "madame_bovary": Book("french_madame_bovary.txt", "Madame Bovary", "French",
-                          "8431a782c943589fb383dc7b3e497477dfe862dde1acfbdb2b2fedce95971f0e"),
-    "alice_fr": Book("french_alice_au_pays_des_merveilles.txt", "Alice au pays des merveilles", "French",
-                     "3e5621d1c05d24273b382127ab69275f7e290c8f874161b496c9e4ed55cc7234"),
-    "die_verwandlung": Book("german_die_verwandlung.txt", "Die Verwandlung", "German",
-                            "eddab7faef45e79aadb48f00d6dada4d958403c2cb688208095f6878a7f13edd"),
-    "alice_de": Book("german_alice_im_wunderland.txt", "Alice im Wunderland", "German",
-                     "58069fdc681710b6dd08aaec100698cdccb78312eb087978afa9aff2f00bc7de"),
-    "seadna": Book("irish_seadna.txt", "Séadna", "Irish",
-                   "3ffa57387d0ba422884c318a52af69af256e2a8c6c5331d6805e95b1c7427c72"),
-    "beowulf": Book("old_english_beowulf_judith.txt", "Beowulf; Judith", "Old English",
-                    "f29cbfe7aa018895beedb1ba14beddacca11ab173b31622e96cae501f3560244"),
-    "canterbury_tales": Book("middle_english_canterbury_tales_ellesmere.txt", "The Canterbury Tales",
-                             "Middle English",
-                             "ee429246382bb3e90507be11408ae38844d9019ae5f7f29dea010e4b4ba0eb95"),
-    "devils_dictionary": Book("dictionary_devils_dictionary.txt", "The Devil's Dictionary",
-                              "English dictionary",
-                              "7459904b817ceb98cec1206e19d58551121345228b2e8f7de07baba696bbdbd6"),
-    "word_list": Book("wordlist_american_english.txt", "SCOWL american-english", "English word list",
-                      "9f513f1ceadb6a01c5485b7dbdfd5118dc66cd70b59cae2851292112d4066a32"),
+    "pride_and_prejudice": Book(
+        "english_pride_and_prejudice.txt",
+        "Pride and Prejudice",
+        "English",
+        "be0741c8398bb85781a8d31bba55fbdb72c53a6f5d931d6214db3f61ac269604",
+    ),
+    "alice_en": Book(
+        "english_alice_in_wonderland.txt",
+        "Alice's Adventures in Wonderland",
+        "English",
+        "1e8ea426b77436fd7800aaa7db788ea06200d8f566cb1a7bd361c67adc835740",
+    ),
+    "sherlock_holmes": Book(
+        "english_sherlock_holmes.txt",
+        "The Adventures of Sherlock Holmes",
+        "English",
+        "95c1b14700581aa60908e0d88bb5b021cfe4fe951c54fe1722f8810f7f9fcb66",
+    ),
+    "madame_bovary": Book(
+        "french_madame_bovary.txt",
+        "Madame Bovary",
+        "French",
+        "8431a782c943589fb383dc7b3e497477dfe862dde1acfbdb2b2fedce95971f0e",
+    ),
+    "alice_fr": Book(
+        "french_alice_au_pays_des_merveilles.txt",
+        "Alice au pays des merveilles",
+        "French",
+        "3e5621d1c05d24273b382127ab69275f7e290c8f874161b496c9e4ed55cc7234",
+    ),
+    "die_verwandlung": Book(
+        "german_die_verwandlung.txt",
+        "Die Verwandlung",
+        "German",
+        "eddab7faef45e79aadb48f00d6dada4d958403c2cb688208095f6878a7f13edd",
+    ),
+    "alice_de": Book(
+        "german_alice_im_wunderland.txt",
+        "Alice im Wunderland",
+        "German",
+        "58069fdc681710b6dd08aaec100698cdccb78312eb087978afa9aff2f00bc7de",
+    ),
+    "seadna": Book(
+        "irish_seadna.txt",
+        "Séadna",
+        "Irish",
+        "3ffa57387d0ba422884c318a52af69af256e2a8c6c5331d6805e95b1c7427c72",
+    ),
+    "beowulf": Book(
+        "old_english_beowulf_judith.txt",
+        "Beowulf; Judith",
+        "Old English",
+        "f29cbfe7aa018895beedb1ba14beddacca11ab173b31622e96cae501f3560244",
+    ),
+    "canterbury_tales": Book(
+        "middle_english_canterbury_tales_ellesmere.txt",
+        "The Canterbury Tales",
+        "Middle English",
+        "ee429246382bb3e90507be11408ae38844d9019ae5f7f29dea010e4b4ba0eb95",
+    ),
+    "devils_dictionary": Book(
+        "dictionary_devils_dictionary.txt",
+        "The Devil's Dictionary",
+        "English dictionary",
+        "7459904b817ceb98cec1206e19d58551121345228b2e8f7de07baba696bbdbd6",
+    ),
+    "word_list": Book(
+        "wordlist_american_english.txt",
+        "SCOWL american-english",
+        "English word list",
+        "9f513f1ceadb6a01c5485b7dbdfd5118dc66cd70b59cae2851292112d4066a32",
+    ),
 }
 
+
 class ChecksumError(ValueError):
-    """A book's text does not have the SHA-256 recorded for it (or its compressed copy is corrupt)."""
+    """A book's text does not have the SHA-256 recorded for it (or its compressed copy
+    is corrupt)."""
 
 
 def check_book(name: str) -> Book:
@@ -89,26 +144,37 @@ def check_book(name: str) -> Book:
 
 
 def book_path(name: str, root: str | Path | None = None) -> Path:
-    """``<root>/text/<file>``, the copy that overrides the package's; ``root`` defaults to
-    :func:`ood_utils.config.data_root`."""
-    return (Path(root) if root is not None else data_root()) / "text" / check_book(name).file
+    """``<root>/text/<file>``, the copy that overrides the package's; ``root`` is a data
+    folder (a chapter's ``run.data_root``; default ``<user cache>/twin-kl/data``)."""
+    return (
+        (Path(root) if root is not None else default_folder("data"))
+        / "text"
+        / check_book(name).file
+    )
 
 
 def packaged_book(name: str) -> importlib.resources.abc.Traversable:
-    """The package's xz-compressed copy of book ``name``: ``ood_utils/corpus/<file>.xz``."""
-    return importlib.resources.files("ood_utils") / "corpus" / f"{check_book(name).file}.xz"
+    """The package's xz-compressed copy of book ``name``:
+    ``ood_utils/corpus/<file>.xz``."""
+    return (
+        importlib.resources.files("ood_utils")
+        / "corpus"
+        / f"{check_book(name).file}.xz"
+    )
 
 
 def load_book(name: str, root: str | Path | None = None) -> str:
     """The raw text of book ``name`` (UTF-8), after checking its SHA-256.
 
-    Read from ``<root>/text/<file>`` when that file exists (``root`` defaults to
-    :func:`ood_utils.config.data_root`), else from the copy that ships with the package.
+    Read from ``<root>/text/<file>`` when that file exists (see :func:`book_path`), else
+    from the copy that ships with the package.
 
     Raises:
         ValueError: unknown name.
-        DataNotFoundError: neither copy exists (the package was installed without its corpus).
-        ChecksumError: the text is modified or truncated, or the package's copy is corrupt.
+        DataNotFoundError: neither copy exists (the package was installed without its
+            corpus).
+        ChecksumError: the text is modified or truncated, or the package's copy is
+            corrupt.
     """
     book = check_book(name)
     path = book_path(name, root)
@@ -122,37 +188,66 @@ def load_book(name: str, root: str | Path | None = None) -> str:
         try:
             compressed = packaged.read_bytes()
         except FileNotFoundError as err:
-            raise DataNotFoundError(f"{book.file} is neither at {path} nor in the package ({where} is "
-                                    f"missing): {fix}") from err
+            raise DataNotFoundError(
+                f"{book.file} is neither at {path} nor in the package ({where} is "
+                f"missing): {fix}"
+            ) from err
         try:
             payload = lzma.decompress(compressed)
         except lzma.LZMAError as err:
             raise ChecksumError(f"{where} is corrupt ({err}): {fix}") from err
     digest = hashlib.sha256(payload).hexdigest()
     if digest != book.sha256:
-        raise ChecksumError(f"{where} has SHA-256 {digest}, expected {book.sha256}: the text is modified "
-                            f"or truncated; {fix}")
+        raise ChecksumError(
+            f"{where} has SHA-256 {digest}, expected {book.sha256}: the text is "
+            f"modified or truncated; {fix}"
+        )
     return payload.decode("utf-8")
 
 
-#: Typographic characters and letters outside ASCII mapped to what the English book uses.
+#: Typographic characters and letters outside ASCII mapped to what the English
+#: book uses.
 TYPOGRAPHY = {
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"',
-    "\u201e": '"', "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
-    "\u2013": "--", "\u2014": "--", "\u2015": "--", "\u2026": "...", "\u00a0": " ", "\u202f": " ",
-    "\u00e6": "ae", "\u00c6": "Ae", "\u0153": "oe", "\u0152": "Oe", "\u00df": "ss",
-    "\u00fe": "th", "\u00de": "Th", "\u00f0": "th", "\u00d0": "Th",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u2032": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2039": "'",
+    "\u203a": "'",
+    "\u2013": "--",
+    "\u2014": "--",
+    "\u2015": "--",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u00e6": "ae",
+    "\u00c6": "Ae",
+    "\u0153": "oe",
+    "\u0152": "Oe",
+    "\u00df": "ss",
+    "\u00fe": "th",
+    "\u00de": "Th",
+    "\u00f0": "th",
+    "\u00d0": "Th",
 }
 _TYPO_RE = re.compile("|".join(map(re.escape, TYPOGRAPHY)))
 
 
 def normalise(text: str, vocab: str | None = None) -> tuple[str, int]:
-    """Map typography to ASCII, strip accents, and (with ``vocab``) drop characters not in it.
+    """Map typography to ASCII, strip accents, and (with ``vocab``) drop characters not
+    in it.
 
     Returns ``(text, n_dropped)``.
     """
     text = _TYPO_RE.sub(lambda m: TYPOGRAPHY[m.group()], text)
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+    )
     if vocab is None:
         return text, 0
     keep = set(vocab)
@@ -161,18 +256,21 @@ def normalise(text: str, vocab: str | None = None) -> tuple[str, int]:
 
 
 def split_chapters(text: str, held_out_from: int) -> tuple[str, str]:
-    """Split a book at the heading ``Chapter <held_out_from>``: ``(before, from there on)``."""
+    """Split a book at the heading ``Chapter <held_out_from>``: ``(before, from there
+    on)``."""
     m = re.search(rf"^Chapter {held_out_from}\s*$", text, flags=re.MULTILINE)
     if m is None:
         raise ValueError(f"no line 'Chapter {held_out_from}' in the text")
-    return text[:m.start()], text[m.start():]
+    return text[: m.start()], text[m.start() :]
 
 
-# --- Tokenizer ------------------------------------------------------------------------------
+# --- Tokenizer
+# ------------------------------------------------------------------------------
 
 
 class CharTokenizer:
-    """Characters <-> integer ids over a fixed vocabulary (the training text's characters)."""
+    """Characters <-> integer ids over a fixed vocabulary (the training text's
+    characters)."""
 
     def __init__(self, vocab: str) -> None:
         chars = sorted(set(vocab))
@@ -182,49 +280,72 @@ class CharTokenizer:
         self.index = {c: i for i, c in enumerate(chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         return cls(text)
 
     def __len__(self) -> int:
         return len(self.chars)
 
     def encode(self, text: str) -> torch.Tensor:
-        """``(L,)`` int64 ids; ``ValueError`` naming the characters outside the vocabulary."""
+        """``(L,)`` int64 ids; ``ValueError`` naming the characters outside the
+        vocabulary."""
         unknown = sorted(set(text) - set(self.index))
         if unknown:
-            raise ValueError(f"characters outside the vocabulary: {unknown[:20]!r} "
-                             "(normalise the text with the tokenizer's chars first)")
+            raise ValueError(
+                f"characters outside the vocabulary: {unknown[:20]!r} (normalise the "
+                "text with the tokenizer's chars first)"
+            )
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
 
-# --- The model ------------------------------------------------------------------------------
+# --- The model
+# ------------------------------------------------------------------------------
 
 
 class CharTransformer(nn.Module):
     """A small causal transformer over characters: embeddings, ``n_layers`` pre-norm
     ``nn.TransformerEncoderLayer`` blocks with a causal mask, and a linear head.
 
-    Shapes: ``idx: (B, T)`` with ``T <= context`` -> logits ``(B, T, vocab_size)``; position
-    ``t`` sees characters ``0..t`` only.
-    """
+    Shapes: ``idx: (B, T)`` with ``T <= context`` -> logits ``(B, T, vocab_size)``;
+    position ``t`` sees characters ``0..t`` only."""
 
-    def __init__(self, vocab_size: int, context: int = 128, d_model: int = 128, n_layers: int = 2,
-                 n_heads: int = 4, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        context: int = 128,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by n_heads ({n_heads})"
+            )
         self.context = context
         self.tok = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(context, d_model)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            n_heads,
+            4 * d_model,
+            dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
-        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(context), persistent=False)
+        self.register_buffer(
+            "mask",
+            nn.Transformer.generate_square_subsequent_mask(context),
+            persistent=False,
+        )
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if idx.ndim != 2:
@@ -237,26 +358,45 @@ class CharTransformer(nn.Module):
         return self.head(self.norm(h))
 
 
-class CharTwins(nn.Module):
-    """N character models side by side: ``forward(idx) -> log-probabilities (N, B, T, V)``."""
-
-    def __init__(self, members: list[CharTransformer]) -> None:
-        super().__init__()
-        if len(members) < 1:
-            raise ValueError("need at least one member")
-        self.members = nn.ModuleList(members)
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    def __getitem__(self, i: int) -> CharTransformer:
-        return self.members[i]
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.stack([F.log_softmax(m(idx), dim=-1) for m in self.members])
+# --- Training and the cache
+# -----------------------------------------------------------------
 
 
-# --- Training and the cache -----------------------------------------------------------------
+@dataclass(frozen=True)
+class TextSettings:
+    """What the text chapter trains and scores in a profile: the model's fields of
+    :class:`TextConfig` (size, steps, batch) and how many characters of each text it
+        scores."""
+
+    model: dict[str, int]
+    chars: int
+
+
+#: The text chapter's settings in each compute profile (:mod:`ood_utils.profiles`).
+PROFILE_SETTINGS: dict[str, TextSettings] = {
+    "fast": TextSettings(
+        {
+            "context": 64,
+            "d_model": 96,
+            "n_layers": 2,
+            "n_heads": 4,
+            "steps": 1200,
+            "batch_size": 16,
+        },
+        chars=20_000,
+    ),
+    "full": TextSettings(
+        {
+            "context": 256,
+            "d_model": 384,
+            "n_layers": 6,
+            "n_heads": 6,
+            "steps": 10_000,
+            "batch_size": 64,
+        },
+        chars=200_000,
+    ),
+}
 
 #: Bumped whenever the text training code changes in a way that changes the weights.
 TEXT_FORMAT_VERSION = 1
@@ -264,11 +404,11 @@ TEXT_FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class TextConfig:
-    """Everything that determines a trained pair of character models (and its cache key).
+    """Everything that determines a trained pair of character models (and its cache
+    key).
 
-    The training text is ``book`` up to the heading ``Chapter <held_out_from>``; the rest of
-    the book is held out as English test text.
-    """
+    The training text is ``book`` up to the heading ``Chapter <held_out_from>``; the
+    rest of the book is held out as English test text."""
 
     book: str = "pride_and_prejudice"
     held_out_from: int = 55
@@ -286,20 +426,35 @@ class TextConfig:
 
     def __post_init__(self) -> None:
         check_book(self.book)
-        if self.n_members < 1 or self.steps < 1 or self.batch_size < 1 or self.context < 2:
-            raise ValueError("n_members, steps and batch_size must be positive and context >= 2")
+        if (
+            self.n_members < 1
+            or self.steps < 1
+            or self.batch_size < 1
+            or self.context < 2
+        ):
+            raise ValueError(
+                "n_members, steps and batch_size must be positive and context >= 2"
+            )
 
     @classmethod
-    def from_profile(cls, profile: Profile | str | None = None, **overrides: object) -> "TextConfig":
-        """The text config of the active (or given) profile, with ``overrides`` applied."""
-        prof = profile if isinstance(profile, Profile) else get_profile(profile)
-        base = dict(context=prof.text_context, d_model=prof.text_d_model, n_layers=prof.text_layers,
-                    n_heads=prof.text_heads, steps=prof.text_steps, batch_size=prof.text_batch)
-        base.update(overrides)
-        return cls(**base)  # type: ignore[arg-type]
+    def from_profile(cls, profile: Profile | str, **overrides: object) -> TextConfig:
+        """The text config of ``profile`` (or its name, see :data:`PROFILE_SETTINGS`),
+        with ``overrides`` applied."""
+        name = (
+            profile.name
+            if isinstance(profile, Profile)
+            else str(profile).strip().lower()
+        )
+        if name not in PROFILE_SETTINGS:
+            raise ValueError(
+                f"unknown profile {profile!r}: expected one of "
+                f"{sorted(PROFILE_SETTINGS)}"
+            )
+        return cls(**{**PROFILE_SETTINGS[name].model, **overrides})  # type: ignore[arg-type]
 
     def key(self) -> str:
-        """A short hash of every field plus :data:`TEXT_FORMAT_VERSION`: the cache key."""
+        """A short hash of every field plus :data:`TEXT_FORMAT_VERSION`: the cache
+        key."""
         return config_key(self, TEXT_FORMAT_VERSION)
 
 
@@ -314,7 +469,8 @@ class TextHistory:
 
 @dataclass
 class TextCorpus:
-    """The training book, split and encoded. ``train``/``held_out`` are normalised strings."""
+    """The training book, split and encoded. ``train``/``held_out`` are normalised
+    strings."""
 
     tokenizer: CharTokenizer
     train: str
@@ -323,99 +479,160 @@ class TextCorpus:
 
 
 def training_corpus(config: TextConfig, root: str | Path | None = None) -> TextCorpus:
-    """Load, normalise and split the training book; the vocabulary is the training part's characters."""
+    """Load, normalise and split the training book; the vocabulary is the training
+    part's characters."""
     text, _ = normalise(load_book(config.book, root))
     train, held_out = split_chapters(text, config.held_out_from)
     tok = CharTokenizer.from_text(train)
     held_out, _ = normalise(held_out, tok.chars)
-    return TextCorpus(tokenizer=tok, train=train, held_out=held_out, train_ids=tok.encode(train))
+    return TextCorpus(
+        tokenizer=tok, train=train, held_out=held_out, train_ids=tok.encode(train)
+    )
 
 
-def make_twins(config: TextConfig, vocab_size: int) -> CharTwins:
-    """Fresh members; member ``i`` initialised from ``seed + i`` (or all from ``seed``)."""
-    members = []
-    for i in range(config.n_members):
-        torch.manual_seed(config.seed if config.identical_init else config.seed + i)
-        members.append(CharTransformer(vocab_size, config.context, config.d_model, config.n_layers,
-                                       config.n_heads, config.dropout))
-    return CharTwins(members)
+def make_twins(config: TextConfig, vocab_size: int) -> Ensemble:
+    """Fresh members, ``forward(idx) -> log-probabilities (N, B, T, V)``; member ``i``
+    initialised from ``seed + i`` (or all from ``seed``). The global generators are left
+    as they were."""
+    seeds = [
+        config.seed if config.identical_init else config.seed + i
+        for i in range(config.n_members)
+    ]
+    return Ensemble.from_seeds(
+        lambda: _member(config, vocab_size), seeds, check_input=None
+    )
 
 
-def random_windows(ids: torch.Tensor, batch_size: int, context: int,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of training windows: inputs ``(B, T)`` and next-character targets ``(B, T)``."""
-    starts = torch.randint(0, ids.numel() - context - 1, (batch_size,), generator=generator)
-    x = torch.stack([ids[s:s + context] for s in starts.tolist()])
-    y = torch.stack([ids[s + 1:s + context + 1] for s in starts.tolist()])
+def _member(config: TextConfig, vocab_size: int) -> CharTransformer:
+    return CharTransformer(
+        vocab_size,
+        config.context,
+        config.d_model,
+        config.n_layers,
+        config.n_heads,
+        config.dropout,
+    )
+
+
+def dropout_stream(
+    config: TextConfig, vocab_size: int, device: torch.device
+) -> RandomStreams:
+    """The stream the members draw their dropout masks from, in turn, while they train.
+
+    Format 1 of the text twins drew them from the global generator as the last member's
+    initialisation left it; this stream starts there (on CUDA: seeded with that member's
+    seed), so that cached twins stay valid and the chapter's numbers do not change."""
+    last = config.seed if config.identical_init else config.seed + config.n_members - 1
+    if device.type == "cuda":
+        state = torch.Generator(device=device).manual_seed(last).get_state()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(last)
+            _member(config, vocab_size)
+            state = torch.get_rng_state()
+    return RandomStreams.shared(state, config.n_members, device)
+
+
+def random_windows(
+    ids: torch.Tensor, batch_size: int, context: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of training windows: inputs ``(B, T)`` and next-character targets ``(B,
+    T)``."""
+    starts = torch.randint(
+        0, ids.numel() - context - 1, (batch_size,), generator=generator
+    )
+    x = torch.stack([ids[s : s + context] for s in starts.tolist()])
+    y = torch.stack([ids[s + 1 : s + context + 1] for s in starts.tolist()])
     return x, y
 
 
-def train_twins(config: TextConfig, corpus: TextCorpus, device: torch.device | str | None = None,
-                progress: bool = True) -> tuple[CharTwins, TextHistory]:
-    """Train the members together on the same batches (summed cross-entropy, AdamW, one-cycle
-    schedule). Returns the twins (eval mode) and the :class:`TextHistory`.
-    """
-    device = get_device(str(device)) if device is not None else get_device()
+def train_twins(
+    config: TextConfig,
+    corpus: TextCorpus,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> tuple[Ensemble, TextHistory]:
+    """Train the members together on the same batches of random windows
+    (:func:`ood_utils.train.joint_steps`: summed cross-entropy; here AdamW with a
+    one-cycle schedule stepped every step). Returns the twins (eval mode) and the
+    :class:`TextHistory`."""
+    device = context(run, device).device
     start = time.perf_counter()
     twins = make_twins(config, len(corpus.tokenizer)).to(device).train()
+    streams = dropout_stream(config, len(corpus.tokenizer), device)
     opt = torch.optim.AdamW(twins.parameters(), lr=config.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1
+    )
     gen = torch.Generator().manual_seed(config.seed)
+    windows = (
+        random_windows(corpus.train_ids, config.batch_size, config.context, gen)
+        for _ in tqdm(
+            range(config.steps),
+            desc="training text twins",
+            disable=not progress,
+            mininterval=2.0,
+        )
+    )
     losses: list[float] = []
-    for step in tqdm(range(config.steps), desc="training text twins", disable=not progress,
-                     mininterval=2.0):
-        x, y = random_windows(corpus.train_ids, config.batch_size, config.context, gen)
-        x, y = x.to(device), y.to(device)
-        loss = sum(F.nll_loss(lp.flatten(0, 1), y.flatten()) for lp in twins(x))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    for step, (_, loss, _) in enumerate(
+        joint_steps(twins, opt, windows, streams, device)
+    ):
         sched.step()
         if step % 50 == 0:
-            losses.append(float(loss.detach()))
+            losses.append(float(loss))
     return twins.eval(), TextHistory(losses, time.perf_counter() - start, str(device))
 
 
-def get_text_twins(config: TextConfig, root: str | Path | None = None,
-                   device: torch.device | str | None = None,
-                   progress: bool = True) -> tuple[CharTwins, TextCorpus, TextHistory]:
-    """The trained twins for ``config``: from the model cache if present, else trained and cached.
+def get_text_twins(
+    config: TextConfig,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> tuple[Ensemble, TextCorpus, TextHistory]:
+    """The trained twins for ``config``: from ``run.cache_dir`` if present, else trained
+    and cached.
 
-    Checkpoints are written atomically and loaded with ``weights_only=True``; one that is
-    unreadable or belongs to another config is reported and retrained.
-    """
-    corpus = training_corpus(config, root)
-    device = get_device(str(device)) if device is not None else get_device()
+    The book is read from ``run.data_root`` when a copy is there (:func:`load_book`).
+    Checkpoints are written atomically and loaded with ``weights_only=True``; one that
+    is unreadable or belongs to another config is reported and retrained
+    (:func:`ood_utils.cache.cached`)."""
+    run = context(run, device)
+    corpus = training_corpus(config, run.data_root)
+    header = {
+        "format": TEXT_FORMAT_VERSION,
+        "config": dataclasses.asdict(config),
+        "vocab": corpus.tokenizer.chars,
+    }
 
-    def load(path: Path) -> tuple[CharTwins, TextHistory]:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if (payload.get("format") != TEXT_FORMAT_VERSION or payload.get("config") != dataclasses.asdict(config)
-                or payload.get("vocab") != corpus.tokenizer.chars):
-            raise ValueError("saved for another config, format or vocabulary")
+    def load(path: Path) -> tuple[Ensemble, TextHistory]:
+        state, history = load_checkpoint(path, header)
         twins = make_twins(config, len(corpus.tokenizer))
-        twins.load_state_dict(payload["state_dict"])
-        return twins.to(device).eval(), TextHistory(**payload["history"])
+        twins.load_state_dict(state)
+        return twins.to(run.device).eval(), TextHistory(**history)
 
-    def save(result: tuple[CharTwins, TextHistory], path: Path) -> None:
-        twins, history = result
-        payload = {"format": TEXT_FORMAT_VERSION, "config": dataclasses.asdict(config),
-                   "vocab": corpus.tokenizer.chars, "history": dataclasses.asdict(history),
-                   "state_dict": {k: v.detach().cpu() for k, v in twins.state_dict().items()}}
-        atomic_write(path, lambda fh: torch.save(payload, fh))
+    def save(result: tuple[Ensemble, TextHistory], path: Path) -> None:
+        save_checkpoint(path, header, result[1], result[0].state_dict())
 
-    twins, history = cached(text_checkpoint_path(config), load,
-                            lambda: train_twins(config, corpus, device, progress), save,
-                            progress=progress)
+    twins, history = cached(
+        text_checkpoint_path(config, run.cache_dir),
+        load,
+        lambda: train_twins(config, corpus, run, progress=progress),
+        save,
+        progress=progress,
+    )
     return twins, corpus, history
 
 
-def text_checkpoint_path(config: TextConfig) -> Path:
-    """Where the text twins of ``config`` are cached: ``<cache>/text-<book>-x<N>-<key>.pt``."""
-    return cache_dir() / f"text-{config.book}-x{config.n_members}-{config.key()}.pt"
+def text_checkpoint_path(config: TextConfig, cache_dir: Path | str) -> Path:
+    """Where the text twins of ``config`` are cached:
+    ``<cache_dir>/text-<book>-x<N>-<key>.pt``."""
+    return Path(cache_dir) / f"text-{config.book}-x{config.n_members}-{config.key()}.pt"
 
 
-# --- Per-character scores -------------------------------------------------------------------
+# --- Per-character scores
+# -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -424,7 +641,8 @@ class CharScores:
 
     Attributes:
         text: the (normalised) text, ``L`` characters.
-        twin: ``(L,)`` max directed KL between the members' next-character distributions (nats).
+        twin: ``(L,)`` max directed KL between the members' next-character distributions
+            (nats).
         nll: ``(L,)`` member 0's negative log-likelihood of the actual character (nats).
         dropped: characters removed by normalisation (outside the vocabulary).
     The first character has no context and scores 0 in both.
@@ -437,13 +655,19 @@ class CharScores:
 
 
 @torch.inference_mode()
-def score_text(twins: CharTwins, tokenizer: CharTokenizer, text: str, batch_size: int = 64,
-               normalise_text: bool = True) -> CharScores:
-    """Per-character twin scores and NLL for ``text``, with at least half a context of history.
+def score_text(
+    twins: Ensemble,
+    tokenizer: CharTokenizer,
+    text: str,
+    batch_size: int = 64,
+    normalise_text: bool = True,
+) -> CharScores:
+    """Per-character twin scores and NLL for ``text``, with at least half a context of
+    history.
 
-    Windows of ``context`` characters overlap by half; each character is scored in the window
-    where it has the most history (from the second window on, only the second half counts).
-    """
+    Windows of ``context`` characters overlap by half; each character is scored in the
+    window where it has the most history (from the second window on, only the second
+    half counts)."""
     dropped = 0
     if normalise_text:
         text, dropped = normalise(text, tokenizer.chars)
@@ -458,15 +682,26 @@ def score_text(twins: CharTwins, tokenizer: CharTokenizer, text: str, batch_size
     nll_s = torch.zeros(n)
     device = next(twins.parameters()).device
     for b in range(0, len(starts), batch_size):
-        chunk = starts[b:b + batch_size]
-        windows = torch.stack([F.pad(ids[s:s + context], (0, max(0, context - len(ids[s:s + context]))))
-                               for s in chunk]).to(device)
-        lp = twins(windows)[:, :, :-1]                                # predicts positions s+1..s+T-1
+        chunk = starts[b : b + batch_size]
+        windows = torch.stack(
+            [
+                F.pad(
+                    ids[s : s + context],
+                    (0, max(0, context - len(ids[s : s + context]))),
+                )
+                for s in chunk
+            ]
+        ).to(device)
+        lp = twins(windows)[:, :, :-1]  # predicts positions s+1..s+T-1
         tgt = windows[:, 1:]
-        kl = scores.twin_score(lp.flatten(1, 2)).view(len(chunk), -1).cpu() if len(twins) > 1 else None
+        kl = (
+            scores.twin_score(lp.flatten(1, 2)).view(len(chunk), -1).cpu()
+            if len(twins) > 1
+            else None
+        )
         nll = -lp[0].gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu()
         for j, s in enumerate(chunk):
-            first = 0 if s == 0 else half - 1                         # offset into the T-1 predictions
+            first = 0 if s == 0 else half - 1  # offset into the T-1 predictions
             last = min(context - 1, n - 1 - s)
             pos = slice(s + 1 + first, s + 1 + last)
             if kl is not None:
@@ -475,18 +710,24 @@ def score_text(twins: CharTwins, tokenizer: CharTokenizer, text: str, batch_size
     return CharScores(text=text, twin=twin_s, nll=nll_s, dropped=dropped)
 
 
-# --- Paragraphs, splicing, smoothing --------------------------------------------------------
+# --- Paragraphs, splicing, smoothing
+# --------------------------------------------------------
 
 
-def paragraphs(text: str, min_chars: int = 200, max_chars: int = 800) -> list[tuple[int, int]]:
-    """Paragraph spans ``(start, end)`` of ``text`` of ``min_chars..max_chars`` characters.
+def paragraphs(
+    text: str, min_chars: int = 200, max_chars: int = 800
+) -> list[tuple[int, int]]:
+    """Paragraph spans ``(start, end)`` of ``text`` of ``min_chars..max_chars``
+    characters.
 
-    Blank lines separate paragraphs; consecutive short ones are merged (a word list or verse
-    becomes blocks of lines) and long ones are cut at line ends, so every text yields
-    comparable units. Spans cover the text without overlap; a short tail is dropped.
-    """
+    Blank lines separate paragraphs; consecutive short ones are merged (a word list or
+    verse becomes blocks of lines) and long ones are cut at line ends, so every text
+    yields comparable units. Spans cover the text without overlap; a short tail is
+    dropped."""
     if not 0 < min_chars <= max_chars:
-        raise ValueError(f"need 0 < min_chars <= max_chars, got {min_chars}, {max_chars}")
+        raise ValueError(
+            f"need 0 < min_chars <= max_chars, got {min_chars}, {max_chars}"
+        )
     spans: list[tuple[int, int]] = []
     start = None
     pos = 0
@@ -506,8 +747,8 @@ def paragraphs(text: str, min_chars: int = 200, max_chars: int = 800) -> list[tu
 
 
 def line_spans(text: str, min_chars: int = 5) -> list[tuple[int, int]]:
-    """Spans ``(start, end)`` of the lines of ``text`` with at least ``min_chars`` visible characters
-    (the newline excluded)."""
+    """Spans ``(start, end)`` of the lines of ``text`` with at least ``min_chars``
+    visible characters (the newline excluded)."""
     if min_chars < 1:
         raise ValueError(f"min_chars must be positive, got {min_chars}")
     spans, pos = [], 0
@@ -521,18 +762,27 @@ def line_spans(text: str, min_chars: int = 5) -> list[tuple[int, int]]:
 
 def paragraph_means(values: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
     """Mean of a per-character score over each span: ``(L,) -> (len(spans),)``."""
-    return torch.stack([values[a:b].double().mean() for a, b in spans]) if spans else torch.empty(0)
+    return (
+        torch.stack([values[a:b].double().mean() for a, b in spans])
+        if spans
+        else torch.empty(0)
+    )
 
 
-def splice(host: str, inserts: list[str], seed: int = 0) -> tuple[str, list[tuple[int, int]]]:
+def splice(
+    host: str, inserts: list[str], seed: int = 0
+) -> tuple[str, list[tuple[int, int]]]:
     """Insert each text of ``inserts`` into ``host`` at a random paragraph boundary.
 
-    Returns the new text and the ``(start, end)`` offsets of every insert in it, in order, so
-    that ``text[start:end] == insert``. Inserts are separated from the host by blank lines.
-    """
+    Returns the new text and the ``(start, end)`` offsets of every insert in it, in
+    order, so that ``text[start:end] == insert``. Inserts are separated from the host by
+    blank lines."""
     bounds = [m.end() for m in re.finditer(r"\n\n+", host)]
     if len(bounds) < len(inserts):
-        raise ValueError(f"the host has {len(bounds)} paragraph boundaries for {len(inserts)} inserts")
+        raise ValueError(
+            f"the host has {len(bounds)} paragraph boundaries for {len(inserts)} "
+            "inserts"
+        )
     rng = np.random.default_rng(seed)
     at = sorted(rng.choice(bounds, size=len(inserts), replace=False).tolist())
     out, spans, prev = [], [], 0
@@ -551,19 +801,28 @@ def splice(host: str, inserts: list[str], seed: int = 0) -> tuple[str, list[tupl
 
 
 def smooth(values: torch.Tensor, window: int = 64) -> torch.Tensor:
-    """Centred moving average of a per-character score ``(L,)`` (edges use the available part)."""
+    """Centred moving average of a per-character score ``(L,)`` (edges use the available
+    part)."""
     if window < 1:
         raise ValueError(f"window must be positive, got {window}")
     v = values.double().view(1, 1, -1)
     kernel = torch.ones(1, 1, window, dtype=torch.float64)
     total = F.conv1d(F.pad(v, (window // 2, window - 1 - window // 2)), kernel)
-    count = F.conv1d(F.pad(torch.ones_like(v), (window // 2, window - 1 - window // 2)), kernel)
+    count = F.conv1d(
+        F.pad(torch.ones_like(v), (window // 2, window - 1 - window // 2)), kernel
+    )
     return (total / count).view(-1)
 
 
-def to_html(text: str, values: torch.Tensor, vmax: float | None = None, cmap: str = "Reds",
-            floor: float = 1e-3) -> str:
-    """``text`` as HTML with each character's background coloured by ``values`` (log scale, see
+def to_html(
+    text: str,
+    values: torch.Tensor,
+    vmax: float | None = None,
+    cmap: str = "Reds",
+    floor: float = 1e-3,
+) -> str:
+    """``text`` as HTML with each character's background coloured by ``values`` (log
+    scale, see
     :func:`ood_utils.plots.log_unit`)."""
     import html
 
@@ -577,9 +836,15 @@ def to_html(text: str, values: torch.Tensor, vmax: float | None = None, cmap: st
     spans = []
     for c, rgba in zip(text, colours):
         colour = matplotlib.colors.to_hex(rgba)
-        spans.append("<br>" if c == "\n" else f'<span style="background:{colour}">{html.escape(c)}</span>')
-    return ('<div style="font-family:monospace;font-size:12px;line-height:1.4;white-space:pre-wrap">'
-            + "".join(spans) + "</div>")
+        spans.append(
+            "<br>"
+            if c == "\n"
+            else f'<span style="background:{colour}">{html.escape(c)}</span>'
+        )
+    return (
+        '<div style="font-family:monospace;font-size:12px;line-height:1.4;'
+        'white-space:pre-wrap">' + "".join(spans) + "</div>"
+    )
 
 
 def segments(mask: torch.Tensor) -> Iterator[tuple[int, int]]:
@@ -590,7 +855,8 @@ def segments(mask: torch.Tensor) -> Iterator[tuple[int, int]]:
 
 
 def excerpt(text: str, n_chars: int, at: float = 0.3) -> str:
-    """About ``n_chars`` characters of ``text`` from the first blank line after fraction ``at``.
+    """About ``n_chars`` characters of ``text`` from the first blank line after fraction
+    ``at``.
 
     Skips front matter and takes whole lines (a deterministic middle slice of a book).
     """
@@ -599,14 +865,15 @@ def excerpt(text: str, n_chars: int, at: float = 0.3) -> str:
     start = int(len(text) * at)
     blank = text.find("\n\n", start)
     start = blank + 2 if 0 <= blank < len(text) - n_chars // 2 else start
-    piece = text[start:start + n_chars]
+    piece = text[start : start + n_chars]
     cut = piece.rfind("\n")
-    return piece[:cut + 1] if cut > n_chars // 2 else piece
+    return piece[: cut + 1] if cut > n_chars // 2 else piece
 
 
 def compose(blocks: list[tuple[str, str]]) -> tuple[str, list[tuple[int, int, str]]]:
-    """Join ``(label, text)`` blocks with blank lines; return the document and each block's
-    ``(start, end, label)`` so that ``document[start:end]`` is that block's text (stripped)."""
+    """Join ``(label, text)`` blocks with blank lines; return the document and each
+    block's ``(start, end, label)`` so that ``document[start:end]`` is that block's text
+    (stripped)."""
     parts, spans, pos = [], [], 0
     for label, block in blocks:
         block = block.strip("\n")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +23,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data
-from .config import (Profile, atomic_write, cache_dir, config_fields, config_key, get_device,
-                     get_profile, load_or_report)
+from .cache import (
+    config_fields,
+    config_key,
+    load_checkpoint,
+    load_or_report,
+    save_checkpoint,
+)
 from .models import Ensemble, RandomStreams, build_model, predict_log_probs
+from .profiles import Profile, get_profile
+from .run import Run, context
 
 #: Bumped whenever the training code changes in a way that changes the weights.
 FORMAT_VERSION = 2
@@ -50,23 +57,28 @@ class TrainConfig:
         batch_size: mini-batch size.
         lr: Adadelta learning rate.
         gamma: StepLR decay per epoch.
-        seed: member ``i`` is initialised from ``seed + i``; the batch order from ``seed``.
+        seed: member ``i`` is initialised from ``seed + i``; the batch order from
+            ``seed``.
         weight_decay: L2 penalty passed to Adadelta.
-        augment: shift each training image by up to 2 pixels (the same shifted batch for all members).
-        identical_init: initialise every member from ``seed`` (the sanity check of chapter 6).
+        augment: shift each training image by up to 2 pixels (the same shifted batch for
+            all members).
+        identical_init: initialise every member from ``seed`` (the sanity check of
+            chapter 6).
         sync_dropout: every member draws the same dropout masks at every step.
-        recipe: the optimiser and schedule, one of :data:`RECIPES`. ``"adadelta"``: Adadelta at
-            ``lr``, multiplied by ``gamma`` after every epoch (PyTorch's MNIST example; the
-            original's Exp 1 and attacks). ``"adam-cyclic"``: the original's Exp 2-4, Adam with
-            ``CyclicLR(base_lr=0, max_lr=lr, step_size_up=200)`` stepped once per *epoch*, so
-            epoch ``k`` trains at ``(k - 1) * lr / 200`` and epoch 1 at exactly 0 (the original
-            used ``lr=1e-2``; ``gamma`` is unused).
+        recipe: the optimiser and schedule, one of :data:`RECIPES`. ``"adadelta"``:
+            Adadelta at ``lr``, multiplied by ``gamma`` after every epoch (PyTorch's
+            MNIST example; the original's Exp 1 and attacks). ``"adam-cyclic"``: the
+            original's Exp 2-4, Adam with ``CyclicLR(base_lr=0, max_lr=lr,
+            step_size_up=200)`` stepped once per *epoch*, so epoch ``k`` trains at ``(k
+            - 1) * lr / 200`` and epoch 1 at exactly 0 (the original used ``lr=1e-2``;
+            ``gamma`` is unused).
         normalization: the members' input normalisation, one of :data:`NORMALIZATIONS`:
-            ``"dataset"``, the training set's own pixel statistics (the book), or ``"mnist"``,
-            MNIST's for both datasets (the original's code).
-        shared_module: every member is one and the same module, as in the original's Exp 3
-            (``MultiNet(m, m)``): it is trained by the members' summed loss, each member's pass
-            with its own dropout masks, and in eval mode all members give bit-identical outputs.
+            ``"dataset"``, the training set's own pixel statistics (the book), or
+            ``"mnist"``, MNIST's for both datasets (the original's code).
+        shared_module: every member is one and the same module, as in the original's Exp
+            3 (``MultiNet(m, m)``): it is trained by the members' summed loss, each
+            member's pass with its own dropout masks, and in eval mode all members give
+            bit-identical outputs.
     """
 
     dataset: str = "mnist"
@@ -95,46 +107,55 @@ class TrainConfig:
         if self.n_train is not None and self.n_train < 1:
             raise ValueError(f"n_train must be positive or None, got {self.n_train}")
         if not self.lr > 0 or not 0 < self.gamma <= 1:
-            raise ValueError(f"need lr > 0 and 0 < gamma <= 1, got lr={self.lr}, gamma={self.gamma}")
+            raise ValueError(
+                f"need lr > 0 and 0 < gamma <= 1, got lr={self.lr}, gamma={self.gamma}"
+            )
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}: expected one of {RECIPES}")
+            raise ValueError(
+                f"unknown recipe {self.recipe!r}: expected one of {RECIPES}"
+            )
         if self.recipe == "adam-cyclic" and self.lr > 0.1:
-            raise ValueError(f"recipe 'adam-cyclic' takes Adam's largest learning rate as lr (the "
-                             f"original used 1e-2), got lr={self.lr} (Adadelta's default)")
+            raise ValueError(
+                "recipe 'adam-cyclic' takes Adam's largest learning rate as lr (the "
+                f"original used 1e-2), got lr={self.lr} (Adadelta's default)"
+            )
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {self.normalization!r}: expected one of "
-                             f"{NORMALIZATIONS}")
-        if self.normalization == self.dataset:  # a dataset's own statistics: one name, one key
+            raise ValueError(
+                f"unknown normalization {self.normalization!r}: expected one of "
+                f"{NORMALIZATIONS}"
+            )
+        # a dataset's own statistics: one name, one key
+        if self.normalization == self.dataset:
             object.__setattr__(self, "normalization", "dataset")
 
     @classmethod
-    def from_profile(cls, profile: Profile | str | None = None, budget: str = "main",
-                     **overrides: object) -> "TrainConfig":
-        """The config of the active (or given) profile, with ``overrides`` applied.
+    def from_profile(
+        cls, profile: Profile | str, budget: str = "main", **overrides: object
+    ) -> TrainConfig:
+        """The config of ``profile`` (or its name), with ``overrides`` applied.
 
         Args:
-            budget: ``"main"`` (the profile's ``n_train``/``epochs``) or ``"sweep"``
-                (``sweep_n_train``/``sweep_epochs``: for chapters that train many ensembles
-                or a network that costs more per image, such as ResNet-18).
+            budget: ``"main"`` (the profile's main budget) or ``"sweep"`` (for chapters
+                that train many ensembles or a network that costs more per image, such
+                as ResNet-18).
         """
-        prof = profile if isinstance(profile, Profile) else get_profile(profile)
-        if budget == "main":
-            base = dict(epochs=prof.epochs, n_train=prof.n_train, batch_size=prof.batch_size)
-        elif budget == "sweep":
-            base = dict(epochs=prof.sweep_epochs, n_train=prof.sweep_n_train, batch_size=prof.batch_size)
-        else:
-            raise ValueError(f"budget must be 'main' or 'sweep', got {budget!r}")
+        prof = get_profile(profile)
+        spend = prof.budget(budget)
+        base = dict(
+            epochs=spend.epochs, n_train=spend.n_train, batch_size=prof.batch_size
+        )
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 
     def key(self) -> str:
-        """A short hash of the fields that differ from their defaults, plus :data:`FORMAT_VERSION`.
+        """A short hash of the fields that differ from their defaults, plus
+        :data:`FORMAT_VERSION`.
 
-        Fields at their default values are left out, so adding a field (with a default that
-        keeps the old behaviour) leaves every existing key, and cached member, valid.
-        """
+        Fields at their default values are left out, so adding a field (with a default
+        that keeps the old behaviour) leaves every existing key, and cached member,
+        valid."""
         return config_key(self, FORMAT_VERSION)
 
 
@@ -144,9 +165,11 @@ class History:
 
     Attributes:
         loss: ``[epoch][member]`` mean NLL on the training batches (dropout on).
-        train_accuracy: ``[epoch][member]`` accuracy on the training batches (dropout on).
-        seconds: wall-clock training time per epoch, shared equally among the members that
-            trained together (an ensemble assembled from the cache adds its members' shares).
+        train_accuracy: ``[epoch][member]`` accuracy on the training batches (dropout
+            on).
+        seconds: wall-clock training time per epoch, shared equally among the members
+            that trained together (an ensemble assembled from the cache adds its
+            members' shares).
         device: where it trained.
         lr: the learning rate of each epoch.
     """
@@ -157,125 +180,200 @@ class History:
     device: str = "cpu"
     lr: list[float] = field(default_factory=list)
 
-    def member(self, i: int) -> "History":
+    def member(self, i: int) -> History:
         """Member ``i``'s own record (its time share per epoch)."""
         n = len(self.loss[0]) if self.loss else 1
-        return History([[e[i]] for e in self.loss], [[e[i]] for e in self.train_accuracy],
-                       [t / n for t in self.seconds], self.device, list(self.lr))
+        return History(
+            [[e[i]] for e in self.loss],
+            [[e[i]] for e in self.train_accuracy],
+            [t / n for t in self.seconds],
+            self.device,
+            list(self.lr),
+        )
 
     @classmethod
-    def join(cls, members: "list[History]") -> "History":
-        """The record of an ensemble from its members' records (the inverse of :meth:`member`)."""
-        return cls([sum(e, []) for e in zip(*(h.loss for h in members))],
-                   [sum(e, []) for e in zip(*(h.train_accuracy for h in members))],
-                   [sum(e) for e in zip(*(h.seconds for h in members))], members[0].device,
-                   list(members[0].lr))
+    def join(cls, members: list[History]) -> History:
+        """The record of an ensemble from its members' records (the inverse of
+        :meth:`member`)."""
+        return cls(
+            [sum(e, []) for e in zip(*(h.loss for h in members))],
+            [sum(e, []) for e in zip(*(h.train_accuracy for h in members))],
+            [sum(e) for e in zip(*(h.seconds for h in members))],
+            members[0].device,
+            list(members[0].lr),
+        )
 
 
-#: Dropout stream seeds are offset from init seeds, so that a member's masks are not drawn
-#: from the same random sequence as its initial weights.
+#: Dropout stream seeds are offset from init seeds, so that a member's masks are not
+#: drawn from the same random sequence as its initial weights.
 DROPOUT_SEED_OFFSET = 10_000
 
 
 def member_seeds(config: TrainConfig, i: int) -> tuple[int, int]:
-    """``(init seed, dropout seed)`` of member ``i``: with the config, all that makes it unique.
+    """``(init seed, dropout seed)`` of member ``i``: with the config, all that makes it
+    unique.
 
     Member ``i`` is initialised from ``seed + i`` (``seed`` with ``identical_init`` or
-    ``shared_module``) and draws its dropout masks from stream ``DROPOUT_SEED_OFFSET + seed + i``
-    (``+ seed`` for every member with ``sync_dropout``).
-    """
+    ``shared_module``) and draws its dropout masks from stream ``DROPOUT_SEED_OFFSET +
+    seed + i`` (``+ seed`` for every member with ``sync_dropout``)."""
     if not 0 <= i < config.n_members:
-        raise ValueError(f"member index {i} out of range for {config.n_members} members")
-    init = config.seed if config.identical_init or config.shared_module else config.seed + i
-    drop = DROPOUT_SEED_OFFSET + (config.seed if config.sync_dropout else config.seed + i)
+        raise ValueError(
+            f"member index {i} out of range for {config.n_members} members"
+        )
+    init = (
+        config.seed
+        if config.identical_init or config.shared_module
+        else config.seed + i
+    )
+    drop = DROPOUT_SEED_OFFSET + (
+        config.seed if config.sync_dropout else config.seed + i
+    )
     return init, drop
 
 
-def make_ensemble(config: TrainConfig, members: Sequence[int] | None = None) -> Ensemble:
+def make_ensemble(
+    config: TrainConfig, members: Sequence[int] | None = None
+) -> Ensemble:
     """A freshly initialised ensemble for ``config`` (member ``i`` from its init seed).
 
     ``members`` picks which members to build (default: all ``config.n_members``). With
     ``shared_module`` there is one module, and every member is that module.
     """
-    stats = config.dataset if config.normalization == "dataset" else config.normalization
+    stats = (
+        config.dataset if config.normalization == "dataset" else config.normalization
+    )
     mean, std = data.NORMALIZATION[stats]
     n_classes = len(data.DATASETS[config.dataset][1])
     indices = list(range(config.n_members) if members is None else members)
+
     def factory() -> torch.nn.Module:
         return build_model(config.arch, mean, std, n_classes)
+
     if config.shared_module:
         return Ensemble([Ensemble.from_seeds(factory, [config.seed])[0]] * len(indices))
     return Ensemble.from_seeds(factory, [member_seeds(config, i)[0] for i in indices])
 
 
-def make_optimiser(config: TrainConfig, params: Iterable[torch.nn.Parameter]
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimiser of ``config.recipe`` over ``params``, and its schedule (stepped once per epoch)."""
+def make_optimiser(
+    config: TrainConfig, params: Iterable[torch.nn.Parameter]
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser of ``config.recipe`` over ``params``, and its schedule (stepped
+    once per epoch)."""
     if config.recipe == "adam-cyclic":
         opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         # The original's Exp 2-4: a schedule meant for batches, stepped once per epoch.
-        return opt, torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0.0, max_lr=config.lr,
-                                                      step_size_up=200, cycle_momentum=False)
+        return opt, torch.optim.lr_scheduler.CyclicLR(
+            opt, base_lr=0.0, max_lr=config.lr, step_size_up=200, cycle_momentum=False
+        )
     opt = torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
 
 
-def _step(ens: Ensemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-          streams: RandomStreams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def joint_step(
+    ens: Ensemble,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    streams: RandomStreams | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One joint step on a batch: the members' NLLs summed, one optimiser step.
 
-    Returns the detached summed loss and the log-probabilities ``(N, B, C)``.
-    """
-    log_probs = ens(x, streams)                                  # (N, B, C)
-    loss = sum(F.nll_loss(lp, y) for lp in log_probs)
+    ``x`` is a batch of inputs (images ``(B, 1, H, W)``, or token ids ``(B, T)``) and
+    ``y`` its targets (``(B,)`` or ``(B, T)``). Returns the detached summed loss and the
+    log-probabilities ``(N, B, C)`` (``(N, B, T, V)`` for tokens)."""
+    log_probs = ens(x, streams)
+    loss = sum(F.nll_loss(lp.flatten(0, -2), y.flatten()) for lp in log_probs)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return loss.detach(), log_probs.detach()
 
 
-def _streams(config: TrainConfig, members: Sequence[int], device: torch.device) -> RandomStreams:
+def joint_steps(
+    ens: Ensemble,
+    opt: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    streams: RandomStreams | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Train the members together: one :func:`joint_step` per batch, all on the same
+    batches.
+
+    The one training mechanism of the book, for the image ensembles
+    (:func:`train_ensemble`) and the text twins (:func:`ood_utils.text.train_twins`):
+    each caller brings its batches and optimiser and keeps its own records. Yields ``(y,
+    loss, log_probs)`` after every step, with ``y`` on ``device``."""
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        loss, log_probs = joint_step(ens, opt, x, y, streams)
+        yield y, loss, log_probs
+
+
+def _streams(
+    config: TrainConfig, members: Sequence[int], device: torch.device
+) -> RandomStreams:
     return RandomStreams([member_seeds(config, i)[1] for i in members], device)
 
 
-def train_ensemble(config: TrainConfig, device: torch.device | str | None = None,
-                   progress: bool = True, members: Sequence[int] | None = None
-                   ) -> tuple[Ensemble, History]:
+def train_ensemble(
+    config: TrainConfig,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    members: Sequence[int] | None = None,
+) -> tuple[Ensemble, History]:
     """Train members of ``config`` together on the same batches (default: all of them).
 
     ``members`` picks the member indices to train; each trains exactly as it would alone
-    or in the full ensemble (same init, batches and dropout stream: bit-identical weights).
-    With ``shared_module`` the one module is trained by all members' passes, whatever ``members``.
-    Returns the trained ensemble (in eval mode, on ``device``) and its :class:`History`.
-    """
-    device = get_device(str(device)) if device is not None else get_device()
+    or in the full ensemble (same init, batches and dropout stream: bit-identical
+    weights). With ``shared_module`` the one module is trained by all members' passes,
+    whatever ``members``. The data come from ``run.data_root``, on ``device`` (default
+    ``run.device``; without a run,
+    :func:`ood_utils.run.library`). Returns the trained ensemble (in eval mode, on the
+    device) and its :class:`History`."""
+    run = context(run, device)
+    device = run.device
     every = members is None or config.shared_module
     members = list(range(config.n_members)) if every else list(members)
-    # n=None with the full profile means "all training images".
-    train = data.load(config.dataset, "train", n=config.n_train, profile="full")
+    train = data.load(config.dataset, "train", n=config.n_train, root=run.data_root)
     ens = make_ensemble(config, members).to(device)
     streams = _streams(config, members, device)
     opt, sched = make_optimiser(config, ens.parameters())
     order_gen = torch.Generator().manual_seed(config.seed)
     hist = History(device=str(device))
     n_batches = -(-len(train) // config.batch_size)
-    bar = tqdm(total=config.epochs * n_batches, disable=not progress, mininterval=1.0,
-               desc=f"{config.dataset} x{len(members)}")
+    bar = tqdm(
+        total=config.epochs * n_batches,
+        disable=not progress,
+        mininterval=1.0,
+        desc=f"{config.dataset} x{len(members)}",
+    )
     ens.train()
     try:
         for _ in range(config.epochs):
             t0 = time.perf_counter()
             hist.lr.append(float(opt.param_groups[0]["lr"]))
             nll, correct, seen = torch.zeros(len(members)), torch.zeros(len(members)), 0
-            for x, y in data.batches(train.images, train.labels, config.batch_size,
-                                     shuffle=True, generator=order_gen):
-                if config.augment:
-                    x = data.random_shift(x, max_shift=2, generator=order_gen)
-                x, y = x.to(device), y.to(device)
-                _, log_probs = _step(ens, opt, x, y, streams)
-                nll -= log_probs.gather(-1, y.expand(len(members), -1)[..., None]).sum((1, 2)).cpu()
+            batches = data.batches(
+                train.images,
+                train.labels,
+                config.batch_size,
+                shuffle=True,
+                generator=order_gen,
+            )
+            if config.augment:
+                batches = (
+                    (data.random_shift(x, max_shift=2, generator=order_gen), y)
+                    for x, y in batches
+                )
+            for y, _, log_probs in joint_steps(ens, opt, batches, streams, device):
+                nll -= (
+                    log_probs.gather(-1, y.expand(len(members), -1)[..., None])
+                    .sum((1, 2))
+                    .cpu()
+                )
                 correct += (log_probs.argmax(-1) == y).sum(1).cpu()
-                seen += x.shape[0]
+                seen += y.shape[0]
                 bar.update()
             sched.step()
             hist.loss.append((nll / seen).tolist())
@@ -287,8 +385,12 @@ def train_ensemble(config: TrainConfig, device: torch.device | str | None = None
     return ens.eval(), hist
 
 
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 1000) -> list[float]:
+def accuracy(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 1000,
+) -> list[float]:
     """Test accuracy of each member: a list of N floats (one for a single model)."""
     lp = predict_log_probs(model, images, batch_size)
     if lp.ndim == 2:
@@ -296,47 +398,60 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return (lp.argmax(-1) == labels).double().mean(1).tolist()
 
 
-def member_path(config: TrainConfig, i: int, root: Path | str | None = None) -> Path:
-    """Where member ``i`` of ``config`` is cached: ``<cache>/<dataset>-<arch>-<key>-i<init>-d<drop>.pt``.
+def member_path(config: TrainConfig, i: int, cache_dir: Path | str) -> Path:
+    """Where member ``i`` of ``config`` is cached:
+    ``<cache>/<dataset>-<arch>-<key>-i<init>-d<drop>.pt``.
 
-    The key hashes the training settings without the member count and seed rules, and the
-    name carries the member's two seeds (:func:`member_seeds`). So every ensemble that
-    contains the same member shares its file: the single CNN of chapter 1 is twin 1 of
-    chapter 2, and identical-init twins with synchronised dropout are one file read twice.
-    """
+    The key hashes the training settings without the member count and seed rules, and
+    the name carries the member's two seeds (:func:`member_seeds`). So every ensemble
+    that contains the same member shares its file: the single CNN of chapter 1 is twin 1
+    of chapter 2, and identical-init twins with synchronised dropout are one file read
+    twice."""
     init, drop = member_seeds(config, i)
-    root = Path(root) if root is not None else cache_dir()
     seeds = f"i{init}-shared" if config.shared_module else f"i{init}-d{drop}"
-    return root / f"{config.dataset}-{config.arch}-{_shared(config).key()}-{seeds}.pt"
+    return (
+        Path(cache_dir)
+        / f"{config.dataset}-{config.arch}-{_shared(config).key()}-{seeds}.pt"
+    )
 
 
 def _shared(config: TrainConfig) -> TrainConfig:
-    """The settings every member of ``config`` trains with (without the count and seed rules).
+    """The settings every member of ``config`` trains with (without the count and seed
+    rules).
 
     A shared module is trained by every member's pass, so all of its config matters.
     """
     if config.shared_module:
         return config
-    return dataclasses.replace(config, n_members=1, identical_init=False, sync_dropout=False)
+    return dataclasses.replace(
+        config, n_members=1, identical_init=False, sync_dropout=False
+    )
 
 
-def checkpoint_paths(config: TrainConfig, root: Path | str | None = None) -> list[Path]:
-    """The cache files of members ``0 .. n_members - 1`` (a file can appear more than once)."""
-    return [member_path(config, i, root) for i in range(config.n_members)]
+def checkpoint_paths(config: TrainConfig, cache_dir: Path | str) -> list[Path]:
+    """The cache files of members ``0 .. n_members - 1`` (a file can appear more than
+    once)."""
+    return [member_path(config, i, cache_dir) for i in range(config.n_members)]
 
 
 def _member_payload(config: TrainConfig, i: int) -> dict:
     init, drop = member_seeds(config, i)
     if config.shared_module:  # one file for all members: it records every pass's stream
         drop = [member_seeds(config, j)[1] for j in range(config.n_members)]
-    return {"format": FORMAT_VERSION, "config": config_fields(_shared(config)),
-            "init_seed": init, "dropout_seed": drop}
+    return {
+        "format": FORMAT_VERSION,
+        "config": config_fields(_shared(config)),
+        "init_seed": init,
+        "dropout_seed": drop,
+    }
 
 
-def save_member(state: dict, hist: History, config: TrainConfig, i: int, path: Path) -> None:
-    """Write member ``i`` (its CPU state dict) atomically: to a temporary file, then rename."""
-    payload = {**_member_payload(config, i), "history": dataclasses.asdict(hist), "state_dict": state}
-    atomic_write(path, lambda fh: torch.save(payload, fh))
+def save_member(
+    state: dict, hist: History, config: TrainConfig, i: int, path: Path
+) -> None:
+    """Write member ``i`` (its state dict, on the CPU) atomically: to a temporary file,
+    then rename."""
+    save_checkpoint(path, _member_payload(config, i), hist, state)
 
 
 def load_member(config: TrainConfig, i: int, path: Path) -> tuple[dict, History]:
@@ -344,81 +459,117 @@ def load_member(config: TrainConfig, i: int, path: Path) -> tuple[dict, History]
 
     Raises ``ValueError`` if the file was saved for another member, config or format.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if {k: payload.get(k) for k in _member_payload(config, i)} != _member_payload(config, i):
-        raise ValueError(f"checkpoint {path} was saved for another config or format")
-    return payload["state_dict"], History(**payload["history"])
+    state, history = load_checkpoint(path, _member_payload(config, i))
+    return state, History(**history)
 
 
-def load_ensemble(config: TrainConfig, root: Path | str | None = None,
-                  device: torch.device | str | None = None) -> tuple[Ensemble, History]:
-    """The cached ensemble of ``config``; raises if a member is missing or unusable."""
-    return _assemble(config, [load_member(config, i, p)
-                              for i, p in enumerate(checkpoint_paths(config, root))], device)
+def load_ensemble(
+    config: TrainConfig,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Ensemble, History]:
+    """The cached ensemble of ``config`` (from ``run.cache_dir``); raises if a member is
+    missing or unusable."""
+    run = context(run, device)
+    return _assemble(
+        config,
+        [
+            load_member(config, i, p)
+            for i, p in enumerate(checkpoint_paths(config, run.cache_dir))
+        ],
+        run.device,
+    )
 
 
-def _assemble(config: TrainConfig, members: list[tuple[dict, History]],
-              device: torch.device | str | None) -> tuple[Ensemble, History]:
+def _assemble(
+    config: TrainConfig, members: list[tuple[dict, History]], device: torch.device
+) -> tuple[Ensemble, History]:
     ens = make_ensemble(config)
     for net, (state, _) in zip(ens.members, members):
         net.load_state_dict(state)
-    device = get_device(str(device)) if device is not None else get_device()
     return ens.to(device).eval(), History.join([h for _, h in members])
 
 
-def get_ensemble(config: TrainConfig, device: torch.device | str | None = None,
-                 root: Path | str | None = None, retrain: bool = False,
-                 progress: bool = True) -> tuple[Ensemble, History]:
-    """The trained ensemble for ``config``: cached members are loaded, the others trained.
+def get_ensemble(
+    config: TrainConfig,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+    retrain: bool = False,
+    progress: bool = True,
+) -> tuple[Ensemble, History]:
+    """The trained ensemble for ``config``: cached members (in ``run.cache_dir``) are
+    loaded, the others trained.
 
     Each member is cached on its own (:func:`member_path`), so ensembles share members:
     asking for 8 members after 2 trains only members 3-8, together, on the same batches.
     A checkpoint that cannot be read or belongs to another config is reported and its
-    member retrained; training that is interrupted leaves no file behind.
-    """
-    paths = checkpoint_paths(config, root)
+    member retrained; training that is interrupted leaves no file behind. ``device``
+    overrides ``run.device``; without a run, :func:`ood_utils.run.library` gives the
+    folders."""
+    run = context(run, device)
+    paths = checkpoint_paths(config, run.cache_dir)
     found: dict[Path, tuple[dict, History]] = {}
     for i, path in enumerate(paths):
         if not retrain and path not in found:
-            member = load_or_report(path, lambda p: load_member(config, i, p))
+            member = load_or_report(path, lambda p, i=i: load_member(config, i, p))
             if member is not None:
                 found[path] = member
     loaded = [i + 1 for i, p in enumerate(paths) if p in found]
     first_of_file = {p: i for i, p in reversed(list(enumerate(paths)))}
-    missing = sorted(i for p, i in first_of_file.items() if p not in found)  # one member per file
+    # one member per file
+    missing = sorted(i for p, i in first_of_file.items() if p not in found)
     if missing:
-        ens, hist = train_ensemble(config, device, progress, members=missing)
+        ens, hist = train_ensemble(config, run, progress=progress, members=missing)
         for j, i in enumerate(missing):
-            found[paths[i]] = ({k: v.detach().cpu() for k, v in ens[j].state_dict().items()},
-                               hist.member(j))
+            found[paths[i]] = (
+                {k: v.detach().cpu() for k, v in ens[j].state_dict().items()},
+                hist.member(j),
+            )
         for i in missing:  # saved only once every member has trained
             save_member(*found[paths[i]], config, i, paths[i])
     if progress and loaded:
-        print(f"loaded cached {config.dataset} {config.arch} member{'s' * (len(loaded) > 1)} "
-              f"{', '.join(map(str, loaded))} of {config.n_members}")
-    return _assemble(config, [found[p] for p in paths], device)
+        print(
+            f"loaded cached {config.dataset} {config.arch} "
+            f"member{'s' * (len(loaded) > 1)} {', '.join(map(str, loaded))} of "
+            f"{config.n_members}"
+        )
+    return _assemble(config, [found[p] for p in paths], run.device)
 
 
-def time_steps(config: TrainConfig, n_steps: int = 50, device: torch.device | str | None = None,
-               warmup: int = 5) -> float:
-    """Seconds per training step of a fresh ensemble for ``config`` (same batches, measured now).
+def time_steps(
+    config: TrainConfig,
+    n_steps: int = 50,
+    run: Run | None = None,
+    device: torch.device | str | None = None,
+    warmup: int = 5,
+) -> float:
+    """Seconds per training step of a fresh ensemble for ``config`` (same batches,
+    measured now).
 
     Used to compare the cost of N members with one in the same run; ``warmup``
     steps are run first and not counted.
     """
     if n_steps < 1 or warmup < 0:
         raise ValueError(f"need n_steps >= 1 and warmup >= 0, got {n_steps}, {warmup}")
-    device = get_device(str(device)) if device is not None else get_device()
-    train = data.load(config.dataset, "train", n=(n_steps + warmup) * config.batch_size, profile="full")
+    run = context(run, device)
+    device = run.device
+    train = data.load(
+        config.dataset,
+        "train",
+        n=(n_steps + warmup) * config.batch_size,
+        root=run.data_root,
+    )
     ens = make_ensemble(config).to(device).train()
     streams = _streams(config, range(config.n_members), device)
     opt, _ = make_optimiser(config, ens.parameters())
     elapsed = 0.0
-    for i, (x, y) in enumerate(data.batches(train.images, train.labels, config.batch_size)):
+    for i, (x, y) in enumerate(
+        data.batches(train.images, train.labels, config.batch_size)
+    ):
         if i == warmup and device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        _step(ens, opt, x.to(device), y.to(device), streams)
+        joint_step(ens, opt, x.to(device), y.to(device), streams)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmup:

@@ -1,4 +1,5 @@
-"""Shared fixtures. Data come from $OOD_DATA_ROOT (CI: ../shared/data)."""
+"""Shared fixtures. Data come from $OOD_DATA_ROOT (CI: ../shared/data), read once into
+``RUN``."""
 
 from __future__ import annotations
 
@@ -15,32 +16,42 @@ import pytest
 import torch
 
 from ood_utils import data
+from ood_utils.run import from_environment
 from ood_utils.train import TrainConfig, train_ensemble
+
+#: The tests' run context: the environment's data and cache folders, on the CPU.
+RUN = from_environment("tests", device="cpu")
+DATA = RUN.data_root
 
 
 def _data_available() -> bool:
     try:
-        data.load("mnist", "test", n=10)
-        data.load("fashionmnist", "test", n=10)
+        data.load("mnist", "test", n=10, root=DATA)
+        data.load("fashionmnist", "test", n=10, root=DATA)
         return True
     except data.DataNotFoundError:
         return False
 
 
-needs_data = pytest.mark.skipif(not _data_available(), reason="MNIST/FashionMNIST not found under $OOD_DATA_ROOT")
+needs_data = pytest.mark.skipif(
+    not _data_available(), reason="MNIST/FashionMNIST not found under $OOD_DATA_ROOT"
+)
 
 
 @pytest.fixture(scope="session")
 def trained_cnn() -> torch.nn.Module:
-    """A single MNIST CNN trained briefly (3000 images, 1 epoch): about 97% accurate, a few seconds."""
+    """A single MNIST CNN trained briefly (3000 images, 1 epoch): about 97% accurate, a
+    few seconds."""
     if not _data_available():
         pytest.skip("MNIST not found under $OOD_DATA_ROOT")
     cfg = TrainConfig(dataset="mnist", n_members=1, epochs=1, n_train=3000, seed=0)
-    ens, _ = train_ensemble(cfg, device="cpu", progress=False)
+    ens, _ = train_ensemble(cfg, RUN, progress=False)
     return ens[0]
 
 
-def random_log_probs(n: int, b: int, c: int = 10, seed: int = 0, scale: float = 3.0) -> torch.Tensor:
+def random_log_probs(
+    n: int, b: int, c: int = 10, seed: int = 0, scale: float = 3.0
+) -> torch.Tensor:
     """Random log-probabilities ``(n, b, c)`` for unit tests."""
     g = torch.Generator().manual_seed(seed)
     return torch.log_softmax(scale * torch.randn(n, b, c, generator=g), dim=-1)
@@ -52,7 +63,8 @@ _BOOK: dict = {}
 
 @pytest.fixture(scope="session")
 def book(request) -> dict:
-    """The book built once for the session, as ``make book`` does, but chapters in reverse order.
+    """The book built once for the session, as ``make book`` does, but chapters in
+    reverse order.
 
     Returns the build report (``_build/execution.json``). Executing every chapter takes
     most of the suite's time; each chapter's line is printed as it finishes. With
@@ -71,7 +83,8 @@ def book(request) -> dict:
     capture = request.config.pluginmanager.get_plugin("capturemanager")
 
     def log(line: str) -> None:
-        """Shown as each chapter finishes (pytest would otherwise hold it until the end)."""
+        """Shown as each chapter finishes (pytest would otherwise hold it until the
+        end)."""
         if terminal is None or capture is None:
             print(line, flush=True)
             return
@@ -94,12 +107,19 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest h
     """Print each chapter's execution time and the total at the end of the run."""
     if not _BOOK:
         return
-    from build_book import BUDGET_SECONDS, describe  # tools/ is on sys.path once the book fixture ran
+    # tools/ is on sys.path once the book fixture ran
+    from build_book import (
+        BUDGET_SECONDS,
+        describe,
+    )
 
     terminalreporter.section("notebook execution times")
     for name in sorted(_BOOK["notebooks"]):
         rep = _BOOK["notebooks"][name]
         terminalreporter.write_line(f"{rep['seconds']:7.1f} s  {name}  {describe(rep)}")
-    terminalreporter.write_line(f"{_BOOK['total_seconds']:7.1f} s  total (profile {_BOOK['environment']['profile']}, "
-                                f"budget {BUDGET_SECONDS} s; others took {_BOOK['busy_share'] or 0:.0%} of the CPUs)")
+    terminalreporter.write_line(
+        f"{_BOOK['total_seconds']:7.1f} s  total (profile "
+        f"{_BOOK['environment']['profile']}, budget {BUDGET_SECONDS} s; others took "
+        f"{_BOOK['busy_share'] or 0:.0%} of the CPUs)"
+    )
     terminalreporter.write_line(f"{_BOOK['sphinx']['seconds']:7.1f} s  site build")

@@ -6,7 +6,9 @@ from ood_utils.models import MnistCNN
 
 
 def test_fooling_attack_makes_a_trained_cnn_confident_on_noise(trained_cnn):
-    res = attacks.fooling_attack(trained_cnn, n_restarts=20, steps=200, seed=0, progress=False)
+    res = attacks.fooling_attack(
+        trained_cnn, n_restarts=20, steps=200, seed=0, progress=False
+    )
     assert res.images.shape == (20, 1, 28, 28)
     assert 0.0 <= float(res.images.min()) and float(res.images.max()) <= 1.0
     assert res.success_rate >= 0.9
@@ -19,20 +21,31 @@ def test_fooling_attack_makes_a_trained_cnn_confident_on_noise(trained_cnn):
 
 
 def test_restarts_are_independent_of_batch_size(trained_cnn):
-    a = attacks.fooling_attack(trained_cnn, n_restarts=6, steps=5, seed=0, progress=False)
-    b = attacks.fooling_attack(trained_cnn, n_restarts=3, steps=5, seed=0, progress=False)
+    a = attacks.fooling_attack(
+        trained_cnn, n_restarts=6, steps=5, seed=0, progress=False
+    )
+    b = attacks.fooling_attack(
+        trained_cnn, n_restarts=3, steps=5, seed=0, progress=False
+    )
     # the first three noise images start identical; each restart only sees its own loss
     torch.testing.assert_close(a.images[:3], b.images, atol=1e-5, rtol=0)
 
 
 def test_entropy():
     uniform = torch.full((4,), 0.25).log()
-    assert float(attacks.entropy(uniform)) == pytest.approx(torch.log(torch.tensor(4.0)).item())
+    assert float(attacks.entropy(uniform)) == pytest.approx(
+        torch.log(torch.tensor(4.0)).item()
+    )
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(threshold=1.5), "threshold"), (dict(n_restarts=0), "n_restarts"), (dict(steps=0), "steps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(threshold=1.5), "threshold"),
+        (dict(n_restarts=0), "n_restarts"),
+        (dict(steps=0), "steps"),
+    ],
+)
 def test_bad_attack_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         attacks.fooling_attack(MnistCNN(), **kwargs, progress=False)

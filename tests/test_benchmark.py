@@ -3,39 +3,62 @@
 from __future__ import annotations
 
 import torch
+from conftest import DATA, RUN, needs_data
 
-from conftest import needs_data
-from ood_utils import benchmark, config, data
+from ood_utils import benchmark, data
+from ood_utils.profiles import AttackBudget, Budget, get_profile
 
 
 @needs_data
 def test_ood_sets_are_complete_deterministic_and_in_pixel_range(monkeypatch, tmp_path):
-    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))          # a tiny chapter-1 CNN, trained here
-    prof = config.get_profile("fast").replace(n_train=500, epochs=1, attack_restarts=3,
-                                              attack_steps=20, n_noise=7)
+    prof = get_profile("fast").replace(
+        main=Budget(500, 1), attack=AttackBudget(3, 20), n_noise=7
+    )
+    # a tiny chapter-1 CNN, trained here
+    run = RUN.replace(profile=prof, cache_dir=tmp_path)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    id_images = data.load("mnist", "test", n=10).images
-    sets = benchmark.ood_sets("mnist", model, id_images, profile=prof)
-    assert list(sets) == ["FashionMNIST", "uniform noise", "fooling (ch. 1)", "fooling (this model)",
-                          "ID + strokes", "ID + text"]
+    id_images = data.load("mnist", "test", n=10, root=DATA).images
+    sets = benchmark.ood_sets(run, "mnist", model, id_images)
+    assert list(sets) == [
+        "FashionMNIST",
+        "uniform noise",
+        "fooling (ch. 1)",
+        "fooling (this model)",
+        "ID + strokes",
+        "ID + text",
+    ]
     sizes = {k: len(v) for k, v in sets.items()}
-    assert sizes == {"FashionMNIST": 10, "uniform noise": 7, "fooling (ch. 1)": 3,
-                     "fooling (this model)": 3, "ID + strokes": 5, "ID + text": 5}
+    assert sizes == {
+        "FashionMNIST": 10,
+        "uniform noise": 7,
+        "fooling (ch. 1)": 3,
+        "fooling (this model)": 3,
+        "ID + strokes": 5,
+        "ID + text": 5,
+    }
     for x in sets.values():
         assert x.shape[1:] == (1, 28, 28) and x.min() >= 0 and x.max() <= 1
-    again = benchmark.ood_sets("mnist", model, id_images, profile=prof)
+    again = benchmark.ood_sets(run, "mnist", model, id_images)
     assert all(torch.equal(sets[k], again[k]) for k in sets)
-    assert benchmark.other_dataset("FashionMNIST") == "mnist"
+    assert data.other_dataset("FashionMNIST") == "mnist"
 
 
 @needs_data
 def test_chapter_ones_cnn_gets_its_fooling_images_once(monkeypatch, tmp_path):
-    """For chapter 1's CNN (member 0 of the MNIST twins) "fooling (ch. 1)" and "this model" are one set."""
-    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))
-    prof = config.get_profile("fast").replace(n_train=500, epochs=1, attack_restarts=3,
-                                              attack_steps=20, n_noise=7)
+    """For chapter 1's CNN (member 0 of the MNIST twins) "fooling (ch. 1)" and "this
+    model" are one set."""
+    prof = get_profile("fast").replace(
+        main=Budget(500, 1), attack=AttackBudget(3, 20), n_noise=7
+    )
+    run = RUN.replace(profile=prof, cache_dir=tmp_path)
     from ood_utils import train
-    cnn = train.get_ensemble(train.TrainConfig.from_profile(prof, dataset="mnist", n_members=2),
-                             progress=False)[0][0]
-    sets = benchmark.ood_sets("mnist", cnn, data.load("mnist", "test", n=10).images, profile=prof)
+
+    cnn = train.get_ensemble(
+        train.TrainConfig.from_profile(prof, dataset="mnist", n_members=2),
+        run,
+        progress=False,
+    )[0][0]
+    sets = benchmark.ood_sets(
+        run, "mnist", cnn, data.load("mnist", "test", n=10, root=DATA).images
+    )
     assert "fooling (ch. 1)" not in sets and len(sets["fooling (this model)"]) == 3

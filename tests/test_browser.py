@@ -1,4 +1,5 @@
-"""Every page of the built site in headless Chromium: loads cleanly, figures, math, Colab links.
+"""Every page of the built site in headless Chromium: loads cleanly, figures, math,
+Colab links.
 
 Needs the ``book`` fixture (the site under ``_build/html``) and Debian's ``chromium``
 (``.ci/run`` installs it; ``$CHROMIUM`` overrides the path), driven by Playwright.
@@ -28,8 +29,16 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 PAGES = toc_files(ROOT)
@@ -46,7 +55,8 @@ def site(book) -> str:
     if book["sphinx"]["returncode"] != 0:
         pytest.fail("the site was not built (see test_site_builds_strictly)")
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML)))
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -56,7 +66,10 @@ def site(book) -> str:
 def browser():
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set "
+            "$CHROMIUM)"
+        )
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
@@ -64,22 +77,31 @@ def browser():
 
 
 def expected_figures(page_name: str) -> int:
-    """Figures the page must show: image outputs of its executed notebook that are not hidden."""
+    """Figures the page must show: image outputs of its executed notebook that are not
+    hidden."""
     executed = ROOT / "_build" / "src" / f"{page_name}.ipynb"
     if not executed.exists():
         return 1 if page_name == "book/intro" else 0
     nb = nbformat.read(executed, as_version=4)
     hidden = {"remove-output", "remove-cell"}
-    return sum(1 for cell in nb.cells if cell.cell_type == "code"
-               and not hidden & set(cell.metadata.get("tags", []))
-               for out in cell.get("outputs", []) if "image/png" in out.get("data", {}))
+    return sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code" and not hidden & set(cell.metadata.get("tags", []))
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
 
 
 def colab_url(page: str) -> str:
     repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
-    path = "/".join(x for x in (CONFIG["repository"].get("path_to_book", "").strip("/"), page) if x)
-    return (f"{CONFIG['launch_buttons']['colab_url']}/github/{repo}/blob/"
-            f"{CONFIG['repository']['branch']}/{path}.ipynb")
+    path = "/".join(
+        x for x in (CONFIG["repository"].get("path_to_book", "").strip("/"), page) if x
+    )
+    return (
+        f"{CONFIG['launch_buttons']['colab_url']}/github/{repo}/blob/"
+        f"{CONFIG['repository']['branch']}/{path}.ipynb"
+    )
 
 
 @pytest.mark.notebooks
@@ -87,33 +109,57 @@ def colab_url(page: str) -> str:
 def test_page_in_browser(site, browser, page_name):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
+        ),
+    )
     response = page.goto(f"{site}/{page_name}.html", wait_until="networkidle")
-    assert response is not None and response.ok, f"{page_name}.html: HTTP {response and response.status}"
+    assert response is not None and response.ok, (
+        f"{page_name}.html: HTTP {response and response.status}"
+    )
 
     # Math: MathJax (served with the site) has typeset every formula, without errors.
     n_math = page.locator(".math").count()
     if n_math:
-        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
-        assert page.locator("mjx-merror").count() == 0, "MathJax reported an error in a formula"
+        page.wait_for_function(
+            "document.querySelectorAll('mjx-container').length > 0", timeout=30_000
+        )
+        assert page.locator("mjx-merror").count() == 0, (
+            "MathJax reported an error in a formula"
+        )
         assert page.locator("mjx-container").count() >= n_math
 
     # Figures: every image loaded; the visible ones have a nonzero size on the page.
     images = page.eval_on_selector_all(
         "article img",
-        "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, h: e.naturalHeight, alt: e.alt,"
-        " shown: e.getBoundingClientRect().width, hidden: !!e.closest('details, .toggle-hidden, "
-        ".dropdown, .toggle')}))")
+        "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, h: "
+        "e.naturalHeight, alt: e.alt, shown: e.getBoundingClientRect().width, "
+        "hidden: !!e.closest('details, .toggle-hidden, .dropdown, .toggle')}))",
+    )
     broken = [i["src"] for i in images if i["w"] == 0 or i["h"] == 0]
-    assert all(i["alt"].strip() for i in images), f"{page_name}: a figure without alt text"
+    assert all(i["alt"].strip() for i in images), (
+        f"{page_name}: a figure without alt text"
+    )
     assert not broken, f"images that did not load: {broken}"
-    assert not [i["src"] for i in images if not i["hidden"] and i["shown"] == 0], "an image has zero size"
+    assert not [i["src"] for i in images if not i["hidden"] and i["shown"] == 0], (
+        "an image has zero size"
+    )
     expected = expected_figures(page_name)
-    assert len(images) >= expected, f"{page_name}: {expected} figures in the notebook, {len(images)} on the page"
+    assert len(images) >= expected, (
+        f"{page_name}: {expected} figures in the notebook, {len(images)} on the page"
+    )
 
     # Launch buttons: Colab opens this page's notebook on the configured repository.
     source = ROOT / f"{page_name}.ipynb"
@@ -121,7 +167,9 @@ def test_page_in_browser(site, browser, page_name):
     if source.exists():
         assert colab.count() >= 1, "no Colab link"
         assert colab.first.get_attribute("href") == colab_url(page_name)
-        download = page.locator(f"a[href*='_sources/'][href$='{Path(page_name).name}.ipynb']")
+        download = page.locator(
+            f"a[href*='_sources/'][href$='{Path(page_name).name}.ipynb']"
+        )
         assert download.count() >= 1, "no download link for the notebook"
         href = urljoin(page.url, download.first.get_attribute("href"))
         assert page.request.get(href).ok, f"the download link {href} is broken"
@@ -129,6 +177,8 @@ def test_page_in_browser(site, browser, page_name):
         assert colab.count() == 0
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{page_name.replace('/', '__')}.png"), full_page=True)
+    page.screenshot(
+        path=str(SHOTS / f"{page_name.replace('/', '__')}.png"), full_page=True
+    )
     page.close()
     assert not problems, "\n".join(problems)

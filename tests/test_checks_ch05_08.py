@@ -1,4 +1,5 @@
-"""The checks added for the exercises of chapters 5-8 accept right answers and explain wrong ones."""
+"""The checks added for the exercises of chapters 5-8 accept right answers and explain
+wrong ones."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from torch import nn
 from ood_utils import checks
 from ood_utils.checks import CheckFailed
 
+# --- check_perturbation
+# ------------------------------------------------------------------------
 
-# --- check_perturbation ------------------------------------------------------------------------
 
 def perturb(model: nn.Module, eps: float, seed: int) -> nn.Module:
     new = copy.deepcopy(model)
@@ -75,18 +77,21 @@ def modifies_original(model, eps, seed):
     return model
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (modifies_original, "you changed the original model"),
-    (lambda m, e, s: m, "you returned the model you were given"),
-    (absolute, "scale the step by \\|\\|w\\|\\| too"),
-    (scaled, "was scaled"),
-    (global_rng, "the same seed gave two different copies"),
-    (also_buffers, "buffer .* changed"),
-    (lambda m, e, s: perturb(m, e, 0), "seeds 0 and 1 gave the same copy"),
-    (lambda m, e, s: perturb(m, 2 * e, s), "relative distance"),
-    (lambda m, e, s: 1 / 0, "raised ZeroDivisionError"),
-    (lambda m, e, s: [m], "should return a model"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (modifies_original, "you changed the original model"),
+        (lambda m, e, s: m, "you returned the model you were given"),
+        (absolute, "scale the step by \\|\\|w\\|\\| too"),
+        (scaled, "was scaled"),
+        (global_rng, "the same seed gave two different copies"),
+        (also_buffers, "buffer .* changed"),
+        (lambda m, e, s: perturb(m, e, 0), "seeds 0 and 1 gave the same copy"),
+        (lambda m, e, s: perturb(m, 2 * e, s), "relative distance"),
+        (lambda m, e, s: 1 / 0, "raised ZeroDivisionError"),
+        (lambda m, e, s: [m], "should return a model"),
+    ],
+)
 def test_perturbation_explains_mistakes(wrong, message):
     with pytest.raises(CheckFailed, match=message):
         checks.check_perturbation(wrong)
@@ -100,15 +105,24 @@ def test_perturbation_check_leaves_the_global_rng_alone():
     assert torch.equal(torch.rand(3), want)
 
 
-# --- check_training_order ----------------------------------------------------------------------
+# --- check_training_order
+# ----------------------------------------------------------------------
 
-def train_in_order(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, order_seed: int,
-                   batch_size: int = 64) -> nn.Module:
+
+def train_in_order(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order_seed: int,
+    batch_size: int = 64,
+) -> nn.Module:
     new = copy.deepcopy(model).train()
     opt = torch.optim.SGD(new.parameters(), lr=0.05)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(order_seed))
+    order = torch.randperm(
+        len(labels), generator=torch.Generator().manual_seed(order_seed)
+    )
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         loss = F.cross_entropy(new(images[idx]), labels[idx])
         opt.zero_grad()
         loss.backward()
@@ -126,7 +140,7 @@ def global_order(model, images, labels, order_seed, batch_size=64):
     opt = torch.optim.SGD(new.parameters(), lr=0.05)
     order = torch.randperm(len(labels))
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         opt.zero_grad()
         F.cross_entropy(new(images[idx]), labels[idx]).backward()
         opt.step()
@@ -141,14 +155,20 @@ def trains_original(model, images, labels, order_seed, batch_size=64):
     return model
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (global_order, "same order_seed gave different weights"),
-    (lambda m, x, y, s, b=64: train_in_order(m, x, y, 0, b), "order_seed 1 and 2 gave identical"),
-    (trains_original, "in place"),
-    (lambda m, x, y, s, b=64: copy.deepcopy(m), "are the starting weights"),
-    (lambda m, x, y, s, b=64: m, "returned the model you were given"),
-    (lambda m, x, y, s, b=64: None, "`return` is missing"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (global_order, "same order_seed gave different weights"),
+        (
+            lambda m, x, y, s, b=64: train_in_order(m, x, y, 0, b),
+            "order_seed 1 and 2 gave identical",
+        ),
+        (trains_original, "in place"),
+        (lambda m, x, y, s, b=64: copy.deepcopy(m), "are the starting weights"),
+        (lambda m, x, y, s, b=64: m, "returned the model you were given"),
+        (lambda m, x, y, s, b=64: None, "`return` is missing"),
+    ],
+)
 def test_training_order_explains_mistakes(wrong, message):
     with pytest.raises(CheckFailed, match=message):
         checks.check_training_order(wrong)

@@ -28,16 +28,21 @@ def test_members_have_different_inits_and_builds_are_reproducible():
 def test_predict_log_probs_batches_match_one_pass():
     ens = Ensemble.build(MnistCNN, 2, seed=0).eval()
     x = torch.rand(25, 1, 28, 28)
-    torch.testing.assert_close(predict_log_probs(ens, x, batch_size=7), ens(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        predict_log_probs(ens, x, batch_size=7), ens(x), atol=1e-5, rtol=1e-5
+    )
     assert predict_log_probs(ens[0], x).shape == (25, 10)
 
 
-@pytest.mark.parametrize("x, match", [
-    (torch.rand(4, 28, 28), "unsqueeze"),
-    (torch.randint(0, 255, (4, 1, 28, 28)), "floating point"),
-    (torch.rand(0, 1, 28, 28), "empty"),
-    (torch.full((2, 1, 28, 28), float("nan")), "NaN"),
-])
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.rand(4, 28, 28), "unsqueeze"),
+        (torch.randint(0, 255, (4, 1, 28, 28)), "floating point"),
+        (torch.rand(0, 1, 28, 28), "empty"),
+        (torch.full((2, 1, 28, 28), float("nan")), "NaN"),
+    ],
+)
 def test_ensemble_rejects_bad_images(x, match):
     with pytest.raises(ValueError, match=match):
         Ensemble.build(MnistCNN, 2, seed=0)(x)

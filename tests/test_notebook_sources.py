@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -51,15 +51,24 @@ def test_first_cell_installs_the_package_in_colab_only(path):
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[0]
     assert cell.cell_type == "code", "the first cell must be the Colab install cell"
-    assert "remove-cell" in cell.metadata.get("tags", []), "the Colab cell must be hidden on the site"
-    assert run_colab_cell(cell.source, in_colab=False) == [], "the Colab cell must do nothing outside Colab"
+    assert "remove-cell" in cell.metadata.get("tags", []), (
+        "the Colab cell must be hidden on the site"
+    )
+    assert run_colab_cell(cell.source, in_colab=False) == [], (
+        "the Colab cell must do nothing outside Colab"
+    )
     calls = run_colab_cell(cell.source, in_colab=True)
     assert len(calls) == 1 and calls[0][0] == "pip", calls
     line = calls[0][1]
-    assert f"git+{REPO_URL}" in line, f"install from the configured repository {REPO_URL}: {line}"
-    assert line.rstrip().endswith(f'@v{VERSION}"'), f"pin the version that builds the page, v{VERSION}: {line}"
-    assert not re.search(r"\b(torch|torchvision|numpy)\b", line.replace("ood-utils", "")), \
-        "the Colab cell must not reinstall torch or numpy"
+    assert f"git+{REPO_URL}" in line, (
+        f"install from the configured repository {REPO_URL}: {line}"
+    )
+    assert line.rstrip().endswith(f'@v{VERSION}"'), (
+        f"pin the version that builds the page, v{VERSION}: {line}"
+    )
+    assert not re.search(
+        r"\b(torch|torchvision|numpy)\b", line.replace("ood-utils", "")
+    ), "the Colab cell must not reinstall torch or numpy"
     assert "--upgrade" not in line and "--force-reinstall" not in line
 
 
@@ -76,57 +85,92 @@ def test_chapter_ends_with_two_exercises_with_solutions_and_checks(path):
     assert len(labels) >= 2, f"{path.name} has {len(labels)} exercises"
     assert all(label.startswith(f"ex-{path.name[:2]}-") for label in labels), labels
     blocks = solution_blocks(nb)
-    assert sorted(b[0] for b in blocks) == sorted(labels), "every exercise needs one solution"
+    assert sorted(b[0] for b in blocks) == sorted(labels), (
+        "every exercise needs one solution"
+    )
     first = min(i for i, c in enumerate(nb.cells) if "{exercise" in c.source)
-    assert all(not c.source.startswith("## ") for c in nb.cells[first:] if c.cell_type == "markdown"), \
-        "the exercises must be the chapter's last section"
+    assert all(
+        not c.source.startswith("## ")
+        for c in nb.cells[first:]
+        if c.cell_type == "markdown"
+    ), "the exercises must be the chapter's last section"
     for label, start, end in blocks:
-        assert "dropdown" in nb.cells[start].source, f"{label}: solutions fold away (:class: dropdown)"
-        assert any(c.cell_type == "code" for c in nb.cells[start + 1:end]), f"{label}: no solution code"
+        assert "dropdown" in nb.cells[start].source, (
+            f"{label}: solutions fold away (:class: dropdown)"
+        )
+        assert any(c.cell_type == "code" for c in nb.cells[start + 1 : end]), (
+            f"{label}: no solution code"
+        )
         after = nb.cells[end + 1] if end + 1 < len(nb.cells) else None
-        assert after is not None and after.cell_type == "code" and "checks.check_" in after.source, \
-            f"{label}: the cell after the solution should call a check from ood_utils.checks"
+        assert (
+            after is not None
+            and after.cell_type == "code"
+            and "checks.check_" in after.source
+        ), (
+            f"{label}: the cell after the solution should call a check from "
+            "ood_utils.checks"
+        )
 
 
 def test_exercise_labels_are_unique_across_the_book():
-    labels = [label for p in CHAPTERS for label in exercises(nbformat.read(p, as_version=4))]
+    labels = [
+        label for p in CHAPTERS for label in exercises(nbformat.read(p, as_version=4))
+    ]
     assert len(labels) == len(set(labels))
 
 
 def synthetic_chapter(*solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A code cell, one exercise with the given solution cells, and a check cell."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_markdown_cell("```{exercise} Add\n:label: ex-99-add\n\nAdd one.\n```"),
-                nbformat.v4.new_markdown_cell("```{solution-start} ex-99-add\n:class: dropdown\n```"),
-                *solution,
-                nbformat.v4.new_markdown_cell("```{solution-end}\n```"),
-                nbformat.v4.new_code_cell("assert y == 2")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell(
+            "```{exercise} Add\n:label: ex-99-add\n\nAdd one.\n```"
+        ),
+        nbformat.v4.new_markdown_cell(
+            "```{solution-start} ex-99-add\n:class: dropdown\n```"
+        ),
+        *solution,
+        nbformat.v4.new_markdown_cell("```{solution-end}\n```"),
+        nbformat.v4.new_code_cell("assert y == 2"),
+    ]
     return nb
 
 
 def test_student_version_of_a_synthetic_chapter():
-    nb = synthetic_chapter(nbformat.v4.new_code_cell("y = x + 1"),
-                           nbformat.v4.new_markdown_cell("Why this works."),
-                           nbformat.v4.new_code_cell("print(y)"))
+    nb = synthetic_chapter(
+        nbformat.v4.new_code_cell("y = x + 1"),
+        nbformat.v4.new_markdown_cell("Why this works."),
+        nbformat.v4.new_code_cell("print(y)"),
+    )
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="hi")]
     student = to_student(nb)
     sources = [c.source for c in student.cells]
     assert sources[:2] == ["x = 1", nb.cells[1].source]
-    assert sources[2].startswith("# Exercise ex-99-add (part 1 of 2)") and sources[2].endswith("...")
+    assert sources[2].startswith("# Exercise ex-99-add (part 1 of 2)") and sources[
+        2
+    ].endswith("...")
     assert sources[3].startswith("# Exercise ex-99-add (part 2 of 2)")
     assert sources[4:] == ["assert y == 2"] and student.cells[0].outputs == []
     assert nb.cells[0].outputs, "the book's notebook is not modified"
 
 
-@pytest.mark.parametrize("cells, message", [
-    (["```{solution-start} ex-99-a\n```"], "never closed"),
-    (["```{solution-end}\n```"], "without solution-start"),
-    (["```{solution-start} ex-99-zz\n```", "```{solution-end}\n```"], "unknown exercise"),
-])
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        (["```{solution-start} ex-99-a\n```"], "never closed"),
+        (["```{solution-end}\n```"], "without solution-start"),
+        (
+            ["```{solution-start} ex-99-zz\n```", "```{solution-end}\n```"],
+            "unknown exercise",
+        ),
+    ],
+)
 def test_malformed_solutions_are_reported(cells, message):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("```{exercise} A\n:label: ex-99-a\n\nDo it.\n```")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("```{exercise} A\n:label: ex-99-a\n\nDo it.\n```")
+    ]
     nb.cells += [nbformat.v4.new_markdown_cell(c) for c in cells]
     with pytest.raises(ValueError, match=message):
         solution_blocks(nb)
@@ -134,12 +178,16 @@ def test_malformed_solutions_are_reported(cells, message):
 
 def test_execution_plan_runs_the_student_prefix_then_the_solutions():
     import build_book
+
     nb = synthetic_chapter(nbformat.v4.new_code_cell("y = x + 1"))
     plan, k = build_book.execution_plan(nb)
-    assert k == 3   # x = 1, the exercise, one stub
+    assert k == 3  # x = 1, the exercise, one stub
     assert [c.source for c in plan.cells][:2] == ["x = 1", nb.cells[1].source]
     assert plan.cells[2].metadata["student_stub"] == "ex-99-add"
-    assert plan.cells[3].metadata["student_stub"] == "ex-99-add" and "not answered yet" in plan.cells[3].source
+    assert (
+        plan.cells[3].metadata["student_stub"] == "ex-99-add"
+        and "not answered yet" in plan.cells[3].source
+    )
     assert [c.source for c in plan.cells[4:]] == [c.source for c in nb.cells[2:]]
 
 
@@ -147,69 +195,120 @@ def test_a_stub_keeps_signatures_docstrings_and_the_variables_the_check_reads():
     solution = nbformat.v4.new_code_cell(
         'import math\n\n\ndef threshold(s: "torch.Tensor", budget: float) -> float:\n'
         '    """The smallest threshold within budget: (B,) -> float."""\n'
-        '    return float(s.sort(descending=True).values[math.floor(budget * len(s))])\n\n\n'
-        'helper = 3\nmine: float = threshold(__import__("torch").arange(10.0), 0.1)\n')
+        "    return float(s.sort(descending=True).values[math.floor(budget * "
+        "len(s))])\n\n\n"
+        'helper = 3\nmine: float = threshold(__import__("torch").arange(10.0), 0.1)\n'
+    )
     nb = synthetic_chapter(solution)
-    nb.cells[-1] = nbformat.v4.new_code_cell("from ood_utils import checks\nchecks.check_threshold(threshold)\n"
-                                             "print(mine)")
+    nb.cells[-1] = nbformat.v4.new_code_cell(
+        "from ood_utils import checks\nchecks.check_threshold(threshold)\nprint(mine)"
+    )
     (stub,) = [c for c in to_student(nb).cells if c.metadata.get("student_stub")]
     assert 'def threshold(s: "torch.Tensor", budget: float) -> float:' in stub.source
-    assert '"""The smallest threshold within budget: (B,) -> float."""\n    ...' in stub.source
-    assert "mine = ..." in stub.source and "helper" not in stub.source and "return" not in stub.source
+    assert (
+        '"""The smallest threshold within budget: (B,) -> float."""\n    ...'
+        in stub.source
+    )
+    assert (
+        "mine = ..." in stub.source
+        and "helper" not in stub.source
+        and "return" not in stub.source
+    )
     import build_book
+
     plan, _ = build_book.execution_plan(nb)
     namespace: dict = {}
-    for cell in plan.cells[2:4]:          # the stub, then the probe: the check says "not answered yet"
+    # the stub, then the probe: the check says "not answered yet"
+    for cell in plan.cells[2:4]:
         exec(cell.source, namespace)
-    namespace["threshold"] = lambda s, budget: float(s.max())        # a wrong answer: the probe fails
+    # a wrong answer: the probe fails
+    namespace["threshold"] = lambda s, budget: float(s.max())
     with pytest.raises(AssertionError, match="stricter than needed"):
         exec(plan.cells[3].source, namespace)
 
 
 def glossary_terms() -> set[str]:
-    """The terms ``book/glossary.md`` defines, lower-cased (Sphinx looks terms up that way)."""
+    """The terms ``book/glossary.md`` defines, lower-cased (Sphinx looks terms up that
+    way)."""
     text = (ROOT / "book" / "glossary.md").read_text()
     block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
-    return {line.strip().lower() for line in block.splitlines() if line and not line[0].isspace()}
+    return {
+        line.strip().lower()
+        for line in block.splitlines()
+        if line and not line[0].isspace()
+    }
 
 
 def test_every_term_link_names_a_glossary_term():
-    """{term}`text <target>` and {term}`target` in the chapters resolve (the site build would fail)."""
+    """{term}`text <target>` and {term}`target` in the chapters resolve (the site build
+    would fail)."""
     terms = glossary_terms()
-    assert {"fooling image", "kl divergence", "fpr@95tpr", "false-alarm budget"} <= terms
+    assert {
+        "fooling image",
+        "kl divergence",
+        "fpr@95tpr",
+        "false-alarm budget",
+    } <= terms
     used = set()
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, as_version=4).cells:
             for m in re.finditer(r"\{term\}`([^`]+)`", cell.source):
                 target = m.group(1)
-                target = target.rsplit("<", 1)[1].rstrip(">") if target.endswith(">") else target
-                assert target.lower() in terms, f"{path.name}: {{term}}`{m.group(1)}` is not in the glossary"
+                target = (
+                    target.rsplit("<", 1)[1].rstrip(">")
+                    if target.endswith(">")
+                    else target
+                )
+                assert target.lower() in terms, (
+                    f"{path.name}: {{term}}`{m.group(1)}` is not in the glossary"
+                )
                 used.add(target.lower())
-    assert {"fooling image", "kl divergence", "fpr@95tpr", "false-alarm budget", "twins"} <= used
+    assert {
+        "fooling image",
+        "kl divergence",
+        "fpr@95tpr",
+        "false-alarm budget",
+        "twins",
+    } <= used
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_exercises_are_gated_so_their_statements_are_plain_markdown(path):
-    """sphinx-exercise's gated form: ```{exercise-start}``` and ```{exercise-end}``` in cells of their
-    own around ordinary Markdown, which Jupyter and Colab render (math included); the fenced
-    ```{exercise}``` form would show there as a code block."""
+    """sphinx-exercise's gated form: ```{exercise-start}``` and ```{exercise-end}``` in
+    cells of their own around ordinary Markdown, which Jupyter and Colab render (math
+    included); the fenced ```{exercise}``` form would show there as a code block."""
     cells = nbformat.read(path, as_version=4).cells
-    assert not any(c.source.lstrip().startswith("```{exercise}") for c in cells), "use exercise-start/-end"
-    starts = [i for i, c in enumerate(cells) if c.source.lstrip().startswith("```{exercise-start}")]
+    assert not any(c.source.lstrip().startswith("```{exercise}") for c in cells), (
+        "use exercise-start/-end"
+    )
+    starts = [
+        i
+        for i, c in enumerate(cells)
+        if c.source.lstrip().startswith("```{exercise-start}")
+    ]
     assert starts
     for i in starts:
         body, end = cells[i + 1], cells[i + 2]
-        assert body.cell_type == "markdown" and "```" not in body.source and body.source.strip()
+        assert (
+            body.cell_type == "markdown"
+            and "```" not in body.source
+            and body.source.strip()
+        )
         assert end.source.strip() == "```{exercise-end}\n```".strip()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_figure_has_alt_text(path):
-    """A cell that draws a figure describes it in one line (myst-nb's ``mystnb.image.alt``)."""
+    """A cell that draws a figure describes it in one line (myst-nb's
+    ``mystnb.image.alt``)."""
     for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
-        if cell.cell_type == "code" and ("plt.show()" in cell.source or "plt.subplots" in cell.source):
+        if cell.cell_type == "code" and (
+            "plt.show()" in cell.source or "plt.subplots" in cell.source
+        ):
             alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
-            assert len(alt) > 20 and "\n" not in alt, f"{path.name} cell {i}: a figure without alt text"
+            assert len(alt) > 20 and "\n" not in alt, (
+                f"{path.name} cell {i}: a figure without alt text"
+            )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -222,12 +321,19 @@ def test_the_committed_student_notebook_is_current_and_linked(path):
     assert committed.exists(), f"no {committed.relative_to(ROOT)}: run `make student`"
     fresh = to_student(nbformat.read(path, as_version=4))
     saved = nbformat.read(committed, as_version=4)
-    assert [(c.cell_type, c.source) for c in saved.cells] == [(c.cell_type, c.source) for c in fresh.cells], \
-        f"{committed.relative_to(ROOT)} is stale: run `make student`"
+    assert [(c.cell_type, c.source) for c in saved.cells] == [
+        (c.cell_type, c.source) for c in fresh.cells
+    ], f"{committed.relative_to(ROOT)} is stale: run `make student`"
     slug = REPO_URL.split("github.com/")[1]
-    exercises_cell = next(c.source for c in fresh.cells if c.source.startswith("## Exercises"))
+    exercises_cell = next(
+        c.source for c in fresh.cells if c.source.startswith("## Exercises")
+    )
     rel = f"v{VERSION}/{STUDENT_DIR}/{path.relative_to(ROOT)}"
-    assert f"https://colab.research.google.com/github/{slug}/blob/{rel}" in exercises_cell
+    assert (
+        f"https://colab.research.google.com/github/{slug}/blob/{rel}" in exercises_cell
+    )
     assert f"{REPO_URL}/raw/{rel}" in exercises_cell
     stubs = [c.source for c in fresh.cells if c.metadata.get("student_stub")]
-    assert stubs and all(s.rstrip().endswith("...") for s in stubs), "every stub ends where the student writes"
+    assert stubs and all(s.rstrip().endswith("...") for s in stubs), (
+        "every stub ends where the student writes"
+    )

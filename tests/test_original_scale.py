@@ -1,5 +1,5 @@
-"""The original-scale results (results/original-scale, written by tools/reproduce.py): current,
-valid, and readable by the chapters."""
+"""The original-scale results (results/original-scale, written by tools/reproduce.py):
+current, valid, and readable by the chapters."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import needs_data, random_log_probs
 
 from ood_utils import replication, scores
-from conftest import needs_data, random_log_probs
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / replication.ORIGINAL_SCALE_FOLDER
@@ -22,12 +22,17 @@ COMMITTED = sorted(FOLDER.glob("*.json")) if FOLDER.is_dir() else []
 
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
 def test_committed_results_are_valid_and_current(path):
-    """A file whose spec hash is not what the current code would use is stale: rerun it."""
+    """A file whose spec hash is not what the current code would use is stale: rerun
+    it."""
     payload = replication.load_result(path)
     e, p = payload["experiment"], payload["protocol"]
-    assert not payload["stale"], f"{path.name} is stale: rerun `tools/reproduce.py --only {e} --protocol {p}`"
+    assert not payload["stale"], (
+        f"{path.name} is stale: rerun `tools/reproduce.py --only {e} --protocol {p}`"
+    )
     assert not payload["provenance"]["dirty"] or payload["provenance"]["allow_dirty"]
-    assert set(payload["spec"]["trainings"]) == {t["name"] for t in payload["trainings"]}
+    assert set(payload["spec"]["trainings"]) == {
+        t["name"] for t in payload["trainings"]
+    }
 
 
 def test_the_spec_hash_follows_what_is_trained_and_measured():
@@ -35,19 +40,33 @@ def test_the_spec_hash_follows_what_is_trained_and_measured():
     assert base == replication.spec_hash(replication.experiment_spec("E2", "book"))
     assert base != replication.spec_hash(replication.experiment_spec("E2", "original"))
     cfgs = replication.experiment_trainings("E2", "original")
-    assert all(c.n_train is None and c.epochs == 14 for c in cfgs.values())      # the original's scale
-    assert cfgs["fashionmnist"].normalization == "mnist" and cfgs["mnist"].recipe == "adam-cyclic"
+    # the original's scale
+    assert all(c.n_train is None and c.epochs == 14 for c in cfgs.values())
+    assert (
+        cfgs["fashionmnist"].normalization == "mnist"
+        and cfgs["mnist"].recipe == "adam-cyclic"
+    )
     assert replication.experiment_trainings("E3", "original")["mnist"].shared_module
     e4 = replication.experiment_trainings("E4", "original")
-    assert len(e4) == 6 and len({c.seed for c in e4.values()}) == 3           # a separate ensemble per N
+    # a separate ensemble per N
+    assert len(e4) == 6 and len({c.seed for c in e4.values()}) == 3
 
 
 def _payload(tmp_path: Path, **changes: object) -> Path:
     spec = replication.experiment_spec("E2", "book")
-    payload = {"experiment": "E2", "protocol": "book", "numbers": {"mnist": {"AUROC": 0.97}},
-               "provenance": {f: "x" for f in replication.PROVENANCE_FIELDS} | {"dirty": False},
-               "spec": spec, "spec_hash": replication.spec_hash(spec),
-               "trainings": [{"name": "mnist", "seconds": 60.0}, {"name": "fashionmnist", "seconds": 60.0}]}
+    payload = {
+        "experiment": "E2",
+        "protocol": "book",
+        "numbers": {"mnist": {"AUROC": 0.97}},
+        "provenance": {f: "x" for f in replication.PROVENANCE_FIELDS}
+        | {"dirty": False},
+        "spec": spec,
+        "spec_hash": replication.spec_hash(spec),
+        "trainings": [
+            {"name": "mnist", "seconds": 60.0},
+            {"name": "fashionmnist", "seconds": 60.0},
+        ],
+    }
     payload.update(changes)
     path = tmp_path / "E2-book.json"
     path.write_text(json.dumps(payload))
@@ -58,17 +77,24 @@ def test_a_result_file_is_validated_when_loaded(tmp_path):
     ok = replication.load_result(_payload(tmp_path))
     assert not ok["stale"] and "E2, book's protocol" in replication.provenance_line(ok)
     assert replication.load_result(_payload(tmp_path, spec_hash="0" * 16))["stale"]
-    bad = {"a field missing": ({"numbers": None}, "numbers must be"),
-           "no provenance fields": ({"provenance": {"commit": "abc"}}, "provenance must hold"),
-           "an unknown experiment": ({"experiment": "E9"}, "unknown experiment")}
-    for what, (change, message) in bad.items():
+    bad = {
+        "a field missing": ({"numbers": None}, "numbers must be"),
+        "no provenance fields": (
+            {"provenance": {"commit": "abc"}},
+            "provenance must hold",
+        ),
+        "an unknown experiment": ({"experiment": "E9"}, "unknown experiment"),
+    }
+    for _what, (change, message) in bad.items():
         with pytest.raises(ValueError, match=message):
             replication.load_result(_payload(tmp_path, **change))
     path = _payload(tmp_path)
     data = json.loads(path.read_text())
     del data["trainings"]
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=r"E2-book.json: missing fields \['trainings'\]"):
+    with pytest.raises(
+        ValueError, match=r"E2-book.json: missing fields \['trainings'\]"
+    ):
         replication.load_result(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not a readable JSON file"):
@@ -84,15 +110,33 @@ def test_without_a_results_folder_there_are_no_results(tmp_path):
 
 
 def test_detection_numbers_rank_by_score_over_a_negative_reference():
-    lp_in, lp_out = random_log_probs(2, 200, seed=1), random_log_probs(2, 200, seed=2, scale=6.0)
+    lp_in, lp_out = (
+        random_log_probs(2, 200, seed=1),
+        random_log_probs(2, 200, seed=2, scale=6.0),
+    )
     book = replication.detection_numbers(lp_in, lp_out, scores.BOOK_RULE, "score")
-    assert book["AUROC"] > 0.5 and 0 <= book["ID flagged"] <= 1 and book["non-zero ID scores"] == 1.0
-    same = lp_in[:1].expand(2, -1, -1)                       # one network twice: round-off only
-    exact = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1),
-                                          dataclasses.replace(scores.ORIGINAL_RULE, log_target=True))
-    assert exact["reference"] == 0 and math.isnan(exact["ID flagged"]) and exact["AUROC"] == 0.5
-    rounded = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE)
-    raw = replication.detection_numbers(same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE, "score")
+    assert (
+        book["AUROC"] > 0.5
+        and 0 <= book["ID flagged"] <= 1
+        and book["non-zero ID scores"] == 1.0
+    )
+    same = lp_in[:1].expand(2, -1, -1)  # one network twice: round-off only
+    exact = replication.detection_numbers(
+        same,
+        lp_out[:1].expand(2, -1, -1),
+        dataclasses.replace(scores.ORIGINAL_RULE, log_target=True),
+    )
+    assert (
+        exact["reference"] == 0
+        and math.isnan(exact["ID flagged"])
+        and exact["AUROC"] == 0.5
+    )
+    rounded = replication.detection_numbers(
+        same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE
+    )
+    raw = replication.detection_numbers(
+        same, lp_out[:1].expand(2, -1, -1), scores.ORIGINAL_RULE, "score"
+    )
     if rounded["reference"] < 0:
         assert rounded["AUROC"] == pytest.approx(1 - raw["AUROC"])
     else:
@@ -101,71 +145,146 @@ def test_detection_numbers_rank_by_score_over_a_negative_reference():
 
 @needs_data
 def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
-    """tools/reproduce.py end to end on a tiny budget: E1 (trained twins and all attacks)."""
+    """tools/reproduce.py end to end on a tiny budget: E1 (trained twins and all
+    attacks)."""
     sys.path.insert(0, str(ROOT / "tools"))
     import reproduce
 
     monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
-    real_trainings, real_attacks = replication.experiment_trainings, replication.attack_settings
-    monkeypatch.setattr(replication, "experiment_trainings", lambda e, p: {
-        k: dataclasses.replace(v, n_train=256, epochs=1) for k, v in real_trainings(e, p).items()})
-    monkeypatch.setattr(replication, "attack_settings", lambda p: {
-        **real_attacks(p), "steps": 3, "joint_steps": 3, "n_restarts": 4})
-    numbers, trainings = reproduce.run_experiment("E1", "original", torch.device("cpu"), progress=False)
-    assert set(numbers["attacks"]) >= {"reference", "fooling success", "twin-1 attack flagged", "joint attack",
-                                       "joint attack, no confidence"}
+    real_trainings, real_attacks = (
+        replication.experiment_trainings,
+        replication.attack_settings,
+    )
+    monkeypatch.setattr(
+        replication,
+        "experiment_trainings",
+        lambda e, p: {
+            k: dataclasses.replace(v, n_train=256, epochs=1)
+            for k, v in real_trainings(e, p).items()
+        },
+    )
+    monkeypatch.setattr(
+        replication,
+        "attack_settings",
+        lambda p: {**real_attacks(p), "steps": 3, "joint_steps": 3, "n_restarts": 4},
+    )
+    numbers, trainings = reproduce.run_experiment(
+        "E1", "original", torch.device("cpu"), progress=False
+    )
+    assert set(numbers["attacks"]) >= {
+        "reference",
+        "fooling success",
+        "twin-1 attack flagged",
+        "joint attack",
+        "joint attack, no confidence",
+    }
     assert trainings[0]["name"] == "twins" and trainings[0]["seconds"] > 0
-    payload = reproduce.result_payload("E1", "original", numbers, trainings, "c0ffee", True, True,
-                                       torch.device("cpu"), 12.0)
+    payload = reproduce.result_payload(
+        "E1",
+        "original",
+        numbers,
+        trainings,
+        "c0ffee",
+        True,
+        True,
+        torch.device("cpu"),
+        12.0,
+    )
     path = replication.result_path("E1", "original", tmp_path)
     reproduce.write_result(path, payload)
-    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["E1-original.json"]   # no temporary file
+    # no temporary file
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["E1-original.json"]
     loaded = replication.load_results(tmp_path)[("E1", "original")]
     monkeypatch.undo()
-    assert replication.load_result(path)["stale"]   # a tiny budget is not what the current code runs
+    # a tiny budget is not what the current code runs
+    assert replication.load_result(path)["stale"]
     assert loaded["provenance"]["dirty"] and loaded["provenance"]["allow_dirty"]
-    value = replication.original_scale_value({("E1", "original"): loaded}, "E1 joint attack", "original")
+    value = replication.original_scale_value(
+        {("E1", "original"): loaded}, "E1 joint attack", "original"
+    )
     assert value == numbers["attacks"]["joint attack"]
 
 
 def test_the_replication_page_judges_a_claim_on_the_larger_run():
-    chapters = {"05_mnist_fashion": {"claims": {"E2 mnist AUROC": replication.claim_record(
-        "E2 mnist AUROC", 0.55, 0.962, "the recipe (+0.35)", "4,000 images, 2 epochs")}}}
+    chapters = {
+        "05_mnist_fashion": {
+            "claims": {
+                "E2 mnist AUROC": replication.claim_record(
+                    "E2 mnist AUROC",
+                    0.55,
+                    0.962,
+                    "the recipe (+0.35)",
+                    "4,000 images, 2 epochs",
+                )
+            }
+        }
+    }
     fast_only = replication.replication_table(chapters).set_index("claim")
     row = fast_only.loc["CNN twins, MNIST -> FashionMNIST: AUROC"]
-    assert row["verdict"].startswith("not reproduced under the original's protocol at this scale")
+    assert row["verdict"].startswith(
+        "not reproduced under the original's protocol at this scale"
+    )
     assert row["original protocol, original scale"] is None
-    at_scale = {("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}},
-                ("E2", "book"): {"numbers": {"mnist": {"AUROC": 0.985}}}}
+    at_scale = {
+        ("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}},
+        ("E2", "book"): {"numbers": {"mnist": {"AUROC": 0.985}}},
+    }
     table = replication.replication_table(chapters, at_scale).set_index("claim")
     row = table.loc["CNN twins, MNIST -> FashionMNIST: AUROC"]
-    assert (row["original protocol, original scale"], row["book protocol, original scale"]) == (0.968, 0.985)
-    assert row["verdict"] == "reproduced" and row["original protocol"] == 0.55     # both scales shown
-    assert table.loc["ensemble of 8, MNIST -> FashionMNIST: AUROC", "verdict"] == "not run at this scale"
+    assert (
+        row["original protocol, original scale"],
+        row["book protocol, original scale"],
+    ) == (0.968, 0.985)
+    # both scales shown
+    assert row["verdict"] == "reproduced" and row["original protocol"] == 0.55
+    assert (
+        table.loc["ensemble of 8, MNIST -> FashionMNIST: AUROC", "verdict"]
+        == "not run at this scale"
+    )
 
 
 def test_at_the_original_scale_the_verdict_names_a_cause_other_than_the_budget():
-    """Both protocols train alike at the original's scale, so the fast ladder's training-budget
-    step cannot be the cause there: the page names the chapter's ``protocol_cause`` or none."""
-    record = replication.claim_record("E1 joint attack", 0.0, 1.0, "the book's training budget (+30%)",
-                                      "4,000 images, 2 epochs", protocol_cause="noise in pixel space (+75%)")
-    at_scale = {("E1", "original"): {"numbers": {"attacks": {"joint attack": 0.0}}},
-                ("E1", "book"): {"numbers": {"attacks": {"joint attack": 1.0}}}}
+    """Both protocols train alike at the original's scale, so the fast ladder's
+    training-budget step cannot be the cause there: the page names the chapter's
+    ``protocol_cause`` or none."""
+    record = replication.claim_record(
+        "E1 joint attack",
+        0.0,
+        1.0,
+        "the book's training budget (+30%)",
+        "4,000 images, 2 epochs",
+        protocol_cause="noise in pixel space (+75%)",
+    )
+    at_scale = {
+        ("E1", "original"): {"numbers": {"attacks": {"joint attack": 0.0}}},
+        ("E1", "book"): {"numbers": {"attacks": {"joint attack": 1.0}}},
+    }
     claim_text = replication.claim("E1 joint attack").text
-    for row, named in ((record, "noise in pixel space (+75%)"), ({**record, "protocol cause": None}, None)):
-        table = replication.replication_table({"04_attacking_twins": {"claims": {"E1 joint attack": row}}},
-                                              at_scale).set_index("claim")
+    for row, named in (
+        (record, "noise in pixel space (+75%)"),
+        ({**record, "protocol cause": None}, None),
+    ):
+        table = replication.replication_table(
+            {"04_attacking_twins": {"claims": {"E1 joint attack": row}}}, at_scale
+        ).set_index("claim")
         text = table.loc[claim_text, "verdict"]
-        assert text.startswith("reproduced only under the original's protocol") and "budget" not in text.split("(this")[0]
+        assert (
+            text.startswith("reproduced only under the original's protocol")
+            and "budget" not in text.split("(this")[0]
+        )
         assert (named in text) if named else text.endswith("not isolated at this scale")
 
 
 def test_a_chapter_gets_the_verdict_of_the_larger_run_or_none():
     at_scale = {("E2", "original"): {"numbers": {"mnist": {"AUROC": 0.968}}}}
-    assert replication.scale_verdict(at_scale, "E2 mnist AUROC") == "reproduced (the book's protocol not run)"
+    assert (
+        replication.scale_verdict(at_scale, "E2 mnist AUROC")
+        == "reproduced (the book's protocol not run)"
+    )
     assert replication.scale_verdict(at_scale, "E2 fashionmnist AUROC") is None
     at_scale["E2", "book"] = {"numbers": {"mnist": {"AUROC": 0.80}}}
     assert replication.scale_verdict(at_scale, "E2 mnist AUROC").startswith(
-        "reproduced only under the original's protocol")
+        "reproduced only under the original's protocol"
+    )
     with pytest.raises(ValueError, match="claim"):
         replication.scale_verdict(at_scale, "E2 cifar AUROC")

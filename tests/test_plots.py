@@ -7,9 +7,11 @@ from ood_utils import plots
 
 
 def test_image_grid_layout_and_titles():
-    fig = plots.image_grid(torch.rand(7, 1, 28, 28), [str(i) for i in range(7)], ncols=3)
+    fig = plots.image_grid(
+        torch.rand(7, 1, 28, 28), [str(i) for i in range(7)], ncols=3
+    )
     axes = fig.axes
-    assert len(axes) == 9                                   # 3 rows x 3 columns
+    assert len(axes) == 9  # 3 rows x 3 columns
     assert [ax.get_title() for ax in axes[:7]] == [str(i) for i in range(7)]
     assert sum(bool(ax.images) for ax in axes) == 7
     plt.close(fig)
@@ -18,12 +20,15 @@ def test_image_grid_layout_and_titles():
 
 
 def test_score_histograms_log_axis_handles_zero_scores():
-    fig = plots.score_histograms({"in": torch.zeros(50), "out": torch.rand(50) + 0.1},
-                                 reference=0.01, k=10)
+    fig = plots.score_histograms(
+        {"in": torch.zeros(50), "out": torch.rand(50) + 0.1}, reference=0.01, k=10
+    )
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0].startswith("in (n=50)") and any("10 x reference" in t for t in labels)
+    assert labels[0].startswith("in (n=50)") and any(
+        "10 x reference" in t for t in labels
+    )
     plt.close(fig)
     with pytest.raises(ValueError, match="empty"):
         plots.score_histograms({})
@@ -31,8 +36,12 @@ def test_score_histograms_log_axis_handles_zero_scores():
 
 def test_roc_curves_one_line_per_pair_with_auroc_in_label():
     rng = np.random.default_rng(0)
-    fig = plots.roc_curves({"a": (rng.normal(size=100), rng.normal(size=100) + 3),
-                            "b": (np.zeros(10), np.ones(10))})
+    fig = plots.roc_curves(
+        {
+            "a": (rng.normal(size=100), rng.normal(size=100) + 3),
+            "b": (np.zeros(10), np.ones(10)),
+        }
+    )
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[1] == "b (AUROC 1.000)" and labels[0].startswith("a (AUROC 0.9")
     plt.close(fig)
@@ -41,10 +50,12 @@ def test_roc_curves_one_line_per_pair_with_auroc_in_label():
 def test_heatmap_and_coloured_text():
     import pandas as pd
 
-    grid = pd.DataFrame([[0.9, 0.5], [0.2, float("nan")]], index=["a", "b"], columns=["x", "y"])
+    grid = pd.DataFrame(
+        [[0.9, 0.5], [0.2, float("nan")]], index=["a", "b"], columns=["x", "y"]
+    )
     fig = plots.heatmap(grid, highlight="a")
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert "0.90" in texts and len(texts) == 3                 # NaN cells are left blank
+    assert "0.90" in texts and len(texts) == 3  # NaN cells are left blank
     s = "ab c\nlonger line here"
     fig = plots.coloured_text(s, torch.linspace(0, 1, len(s)), boxes=[(5, 11)], width=8)
     drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 import ood_utils
@@ -22,7 +22,11 @@ def test_licences_and_citation_exist_and_agree_on_the_version():
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert "CC BY 4.0" in (ROOT / "LICENSE-TEXT.md").read_text()
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    assert cff["cff-version"] == "1.2.0" and cff["version"] == VERSION and cff["license"] == "MIT"
+    assert (
+        cff["cff-version"] == "1.2.0"
+        and cff["version"] == VERSION
+        and cff["license"] == "MIT"
+    )
     assert f"version\n> {VERSION}" in (ROOT / "book" / "citing.md").read_text()
 
 

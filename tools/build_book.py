@@ -1,28 +1,32 @@
-"""Build the book: execute every chapter once, write the student notebooks, then the website.
+"""Build the book: execute every chapter once, write the student notebooks, then the
+website.
 
-    python tools/build_book.py              # `make book`: chapters in reading order -> _build/html
-    python tools/build_book.py --reverse    # the tests' order: every chapter must stand alone
-                                            # (the results page, which collects theirs, runs last)
+    python tools/build_book.py              # `make book`: chapters in reading order ->
+    _build/html python tools/build_book.py --reverse    # the tests' order: every
+    chapter must stand alone
+                                            # (the results page, which collects theirs,
+                                            runs last)
 
 1. Each notebook in ``_toc.yml`` runs top to bottom in a fresh kernel (nbclient), timed.
    A chapter with exercises runs as its *student* version up to and including the stubs
    of its first exercise, then continues with the book's solutions in the same kernel:
    one execution shows both that the chapter works and that the generated student
-   notebook runs up to its first exercise, whose check, run on the untouched stubs, must say
-   "not answered yet" (the stub cells are dropped from the page).
+   notebook runs up to its first exercise, whose check, run on the untouched stubs, must
+   say "not answered yet" (the stub cells are dropped from the page).
 2. The executed notebooks and the other sources are staged in ``_build/src`` and Jupyter
    Book renders them there with execution off, strictly: warnings are errors.
-3. ``_build/execution.json`` records each notebook's seconds, its slowest cells, how busy
-   the machine was with other work meanwhile, errors and stderr warnings, the sphinx
-   build's return code and the environment; ``_build/student/`` holds the student notebooks.
+3. ``_build/execution.json`` records each notebook's seconds, its slowest cells, how
+   busy the machine was with other work meanwhile, errors and stderr warnings, the
+   sphinx build's return code and the environment; ``_build/student/`` holds the student
+   notebooks.
 
-The time budget is for the book, not for whatever else the machine runs. Each chapter's report
-says how much of the CPUs other processes and the hypervisor took meanwhile, read from
-``/proc/stat`` before and after it (:func:`contention`). The tests judge the budget on the wall
-time only where the build had the machine to itself (others took less than ``QUIET`` of the
-CPUs over it, :func:`busy_share`); on a busier machine the book's own time cannot be told
-apart from the others' (how much a chapter slows depends on what the other work is), and the
-test says so instead of failing.
+The time budget is for the book, not for whatever else the machine runs. Each chapter's
+report says how much of the CPUs other processes and the hypervisor took meanwhile, read
+from ``/proc/stat`` before and after it (:func:`contention`). The tests judge the budget
+on the wall time only where the build had the machine to itself (others took less than
+``QUIET`` of the CPUs over it, :func:`busy_share`); on a busier machine the book's own
+time cannot be told apart from the others' (how much a chapter slows depends on what the
+other work is), and the test says so instead of failing.
 
 Uses the environment as it is (``OOD_PROFILE``, ``OOD_DATA_ROOT``, ``OOD_CACHE_DIR``).
 Exits non-zero if a notebook fails, prints a warning to stderr, or the site build fails.
@@ -39,32 +43,41 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import contention, cpu_counters, run, toc_notebooks  # noqa: E402
-from student_notebooks import (first_exercise_prefix, solution_blocks, to_student,  # noqa: E402
-                               write_student_notebooks)
+from student_notebooks import (  # noqa: E402
+    first_exercise_prefix,
+    solution_blocks,
+    to_student,  # noqa: E402
+    write_student_notebooks,
+)
 
 BUILD = ROOT / "_build"
-SOURCES = ["_toc.yml", "book", "notebooks", "ood_utils/corpus/MANIFEST.md"]   # the last: book/text_sources
+# the last: book/text_sources
+SOURCES = [
+    "_toc.yml",
+    "book",
+    "notebooks",
+    "ood_utils/corpus/MANIFEST.md",
+]
 
 
 def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
     """The notebook the build runs, and how many of its leading cells are the student's.
 
-    Returns the book's cells with the student's stub cells of the first exercise inserted
-    before that exercise's solution, followed by :func:`unanswered_probe` (all marked
-    ``metadata.student_stub``), and the length of
-    the student notebook's prefix that this runs (0 for a notebook without exercises).
-    """
+    Returns the book's cells with the student's stub cells of the first exercise
+    inserted before that exercise's solution, followed by :func:`unanswered_probe` (all
+    marked ``metadata.student_stub``), and the length of the student notebook's prefix
+    that this runs (0 for a notebook without exercises)."""
     blocks = solution_blocks(nb)
     if not blocks:
         return nb, 0
@@ -76,50 +89,71 @@ def execution_plan(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, in
     if prefix != [c.source for c in nb.cells[:start]]:
         raise RuntimeError("the student notebook's first cells differ from the book's")
     plan = nbformat.from_dict(nb)
-    plan.cells = list(nb.cells[:start]) + stubs + [unanswered_probe(nb, blocks[0])] + list(nb.cells[start:])
+    plan.cells = (
+        list(nb.cells[:start])
+        + stubs
+        + [unanswered_probe(nb, blocks[0])]
+        + list(nb.cells[start:])
+    )
     return plan, k
 
 
-def unanswered_probe(nb: nbformat.NotebookNode, block: tuple[str, int, int]) -> nbformat.NotebookNode:
-    """A cell that runs the exercise's check cell on the untouched stubs and fails unless the check
-    says "not answered yet" (what a student sees who runs it before answering)."""
+def unanswered_probe(
+    nb: nbformat.NotebookNode, block: tuple[str, int, int]
+) -> nbformat.NotebookNode:
+    """A cell that runs the exercise's check cell on the untouched stubs and fails
+    unless the check says "not answered yet" (what a student sees who runs it before
+    answering)."""
     label, _, end = block
-    check = next(c.source for c in nb.cells[end + 1:] if c.cell_type == "code")
+    check = next(c.source for c in nb.cells[end + 1 :] if c.cell_type == "code")
     cell = nbformat.v4.new_code_cell(
-        "from ood_utils.checks import CheckFailed as _CheckFailed\n"
-        "try:\n"
-        f"    exec({check!r}, globals())\n"
-        "except _CheckFailed as _err:\n"
-        f"    assert 'not answered yet' in str(_err), f'{label}: the check on the stubs says: {{_err}}'\n"
-        "else:\n"
-        f"    raise AssertionError('{label}: the check passed on the unanswered stubs')")
+        "from ood_utils.checks import CheckFailed as _CheckFailed\ntry:\n    "
+        f"exec({check!r}, globals())\nexcept _CheckFailed as _err:\n    assert 'not "
+        f"answered yet' in str(_err), f'{label}: the check on the stubs says: "
+        f"{{_err}}'\nelse:\n    raise AssertionError('{label}: the check passed on the "
+        "unanswered stubs')"
+    )
     cell.metadata["student_stub"] = label
     return cell
 
 
 def stderr_warnings(nb: nbformat.NotebookNode) -> list[str]:
     """Text of every stderr stream output that mentions a warning."""
-    return [out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-            for out in cell.get("outputs", [])
-            if out.get("output_type") == "stream" and out.get("name") == "stderr"
-            and "warning" in out.get("text", "").lower()]
+    return [
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+        and out.get("name") == "stderr"
+        and "warning" in out.get("text", "").lower()
+    ]
 
 
 def slowest_cells(nb: nbformat.NotebookNode, k: int = 3) -> list[dict]:
-    """The ``k`` code cells that took longest (index in the executed notebook, seconds, first line)."""
+    """The ``k`` code cells that took longest (index in the executed notebook, seconds,
+    first line)."""
     rows = []
     for i, cell in enumerate(nb.cells):
         timing = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
-            start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
-                          for key in ("iopub.execute_input", "shell.execute_reply"))
-            rows.append({"cell": i, "seconds": round((end - start).total_seconds(), 1),
-                         "source": cell.source.split("\n", 1)[0][:60]})
+            start, end = (
+                datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                for key in ("iopub.execute_input", "shell.execute_reply")
+            )
+            rows.append(
+                {
+                    "cell": i,
+                    "seconds": round((end - start).total_seconds(), 1),
+                    "source": cell.source.split("\n", 1)[0][:60],
+                }
+            )
     return sorted(rows, key=lambda r: -r["seconds"])[:k]
 
 
 def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dict]:
-    """Run one chapter as described in the module docstring; return it (stubs dropped) and a report."""
+    """Run one chapter as described in the module docstring; return it (stubs dropped)
+    and a report."""
     nb = nbformat.read(path, as_version=4)
     plan, student_cells = execution_plan(nb)
     before = cpu_counters()
@@ -127,29 +161,39 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     error = None
     try:
         run(plan, path.parent, timeout)
-    except Exception as err:  # the report says which cell failed; the build fails at the end
+    # the report says which cell failed; the build fails at the end
+    except Exception as err:
         error = f"{type(err).__name__}: {str(err)[-3000:]}"
     seconds = time.perf_counter() - t0
     plan.cells = [c for c in plan.cells if not c.metadata.get("student_stub")]
-    return plan, {"seconds": round(seconds, 1), "error": error, "warnings": stderr_warnings(plan),
-                  "student_cells_run": student_cells, "slowest_cells": slowest_cells(plan),
-                  "others": contention(before, cpu_counters(), seconds)}
+    return plan, {
+        "seconds": round(seconds, 1),
+        "error": error,
+        "warnings": stderr_warnings(plan),
+        "student_cells_run": student_cells,
+        "slowest_cells": slowest_cells(plan),
+        "others": contention(before, cpu_counters(), seconds),
+    }
 
 
-#: The share of the CPUs that others may take over a build whose time is judged against the
-#: budget: a clean run sees about 1%. Above it the wall time measures the machine as much as the
-#: book: beside a one-core busy loop chapter 11 took 138 s with passive OpenMP threads (124 s
-#: quiet) and over 21 minutes with spinning ones (104 s quiet).
+#: The share of the CPUs that others may take over a build whose time is judged against
+#: the budget: a clean run sees about 1%. Above it the wall time measures the machine as
+#: much as the book: beside a one-core busy loop chapter 11 took 138 s with passive
+#: OpenMP threads (124 s quiet) and over 21 minutes with spinning ones (104 s quiet).
 QUIET = 0.1
 
 
 def busy_share(report: dict) -> float | None:
-    """The share of the CPUs other processes and the hypervisor took over the whole build
-    (``None`` where unknown)."""
+    """The share of the CPUs other processes and the hypervisor took over the whole
+    build (``None`` where unknown)."""
     reps = [r for r in report["notebooks"].values() if r["others"]["share"] is not None]
     if not reps:
         return None
-    return round(sum(r["others"]["share"] * r["seconds"] for r in reps) / sum(r["seconds"] for r in reps), 3)
+    return round(
+        sum(r["others"]["share"] * r["seconds"] for r in reps)
+        / sum(r["seconds"] for r in reps),
+        3,
+    )
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -167,7 +211,11 @@ def progress_as_text(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
 
     def value(model_id: str) -> str:
-        v = state.get(model_id.removeprefix("IPY_MODEL_"), {}).get("state", {}).get("value", "")
+        v = (
+            state.get(model_id.removeprefix("IPY_MODEL_"), {})
+            .get("state", {})
+            .get("value", "")
+        )
         return html.unescape(str(v))
 
     for cell in nb.cells:
@@ -178,35 +226,49 @@ def progress_as_text(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             model = state.get(view.get("model_id", ""), {}).get("state", {})
             children = model.get("children", [])
             text = out["data"].get("text/plain", "")
-            if len(children) == 3:               # tqdm: HTML label, progress bar, HTML counts
-                bar = state.get(children[1].removeprefix("IPY_MODEL_"), {}).get("state", {})
+            if len(children) == 3:  # tqdm: HTML label, progress bar, HTML counts
+                bar = state.get(children[1].removeprefix("IPY_MODEL_"), {}).get(
+                    "state", {}
+                )
                 frac = float(bar.get("value", 0)) / float(bar.get("max", 1) or 1)
                 filled = min(10, int(10 * frac))
-                text = (f"{value(children[0])}|{'#' * filled}{' ' * (10 - filled)}|{value(children[2])}"
-                        .replace("\u2007", " "))
+                bar_text = "#" * filled + " " * (10 - filled)
+                text = f"{value(children[0])}|{bar_text}|{value(children[2])}"
+                text = text.replace("\u2007", " ")
             out["data"] = {"text/plain": text}
     nb.metadata.pop("widgets", None)
     return nb
 
 
 def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
-    """Copy the book's sources into ``src`` with the executed notebooks and execution off."""
+    """Copy the book's sources into ``src`` with the executed notebooks and execution
+    off."""
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
     for name in SOURCES:
         p = ROOT / name
         if p.is_dir():
-            shutil.copytree(p, src / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            shutil.copytree(
+                p,
+                src / name,
+                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+            )
         else:
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, src / name)
     for path, nb in executed.items():
-        nbformat.write(progress_as_text(nbformat.from_dict(nb)), src / path.relative_to(ROOT))
+        nbformat.write(
+            progress_as_text(nbformat.from_dict(nb)), src / path.relative_to(ROOT)
+        )
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config.setdefault("execute", {})["execute_notebooks"] = "off"   # executed above, once
-    config.setdefault("html", {})["extra_footer"] = (          # the one version, from pyproject.toml
-        f"<p>Built with ood-utils {package_version()}.</p>")
+    config.setdefault("execute", {})["execute_notebooks"] = (
+        "off"  # executed above, once
+    )
+    # the one version, from pyproject.toml
+    config.setdefault("html", {})["extra_footer"] = (
+        f"<p>Built with ood-utils {package_version()}.</p>"
+    )
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -220,24 +282,37 @@ def environment() -> dict[str, str]:
     import torch
 
     cpu = platform.processor()
-    try:   # e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480C": a chapter's speed depends on it
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+    # e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480C": a chapter's speed depends
+    # on it
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"profile": os.environ.get("OOD_PROFILE", "fast"), "python": platform.python_version(),
-            "torch": torch.__version__, "machine": platform.machine(), "cpu": cpu,
-            "cpus": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
-            "cuda": str(torch.cuda.is_available())}
+    return {
+        "profile": os.environ.get("OOD_PROFILE", "fast"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cpus": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "cuda": str(torch.cuda.is_available()),
+    }
 
 
-#: The fast profile's time budget for executing every notebook on the 2-core CI machine (issue 7);
-#: the book test fails above 1.5 times this, a margin for slower or busier machines.
+#: The fast profile's time budget for executing every notebook on the 2-core CI machine
+#: (issue 7); the book test fails above 1.5 times this, a margin for slower or
+#: busier machines.
 BUDGET_SECONDS = 15 * 60
 
 
 def describe(rep: dict) -> str:
-    """One line on a notebook's run: status, slowest cell, and how busy the machine was."""
+    """One line on a notebook's run: status, slowest cell, and how busy the machine
+    was."""
     status = "FAILED" if rep["error"] else ("WARNINGS" if rep["warnings"] else "ok")
     parts = []
     if rep.get("slowest_cells"):
@@ -249,14 +324,20 @@ def describe(rep: dict) -> str:
 
 
 def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Execute, stage and render the book; return the report (also written to ``_build/execution.json``)."""
+    """Execute, stage and render the book; return the report (also written to
+    ``_build/execution.json``)."""
     out = BUILD
     paths = toc_notebooks(ROOT)
-    if reverse:   # chapters last to first; the results page, which reads theirs, stays last
+    # chapters last to first; the results page, which reads theirs, stays last
+    if reverse:
         chapters = [p for p in paths if p.name[:2].isdigit()]
         paths = chapters[::-1] + [p for p in paths if p not in chapters]
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"order": [p.name for p in paths], "notebooks": {}, "environment": environment()}
+    report: dict = {
+        "order": [p.name for p in paths],
+        "notebooks": {},
+        "environment": environment(),
+    }
     log("on " + ", ".join(f"{k} {v}" for k, v in report["environment"].items()))
     executed = {}
     for path in paths:
@@ -264,10 +345,15 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         report["notebooks"][path.name] = rep
         executed[path] = nb
         log(f"{rep['seconds']:7.1f} s  {path.name}  {describe(rep)}")
-    report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"].values()), 1)
+    report["total_seconds"] = round(
+        sum(r["seconds"] for r in report["notebooks"].values()), 1
+    )
     report["busy_share"] = busy_share(report)
-    log(f"{report['total_seconds']:7.1f} s  total notebook execution (budget {BUDGET_SECONDS} s for the fast "
-        f"profile on 2 CPU cores; others took {report['busy_share'] or 0:.0%} of the CPUs)")
+    log(
+        f"{report['total_seconds']:7.1f} s  total notebook execution (budget "
+        f"{BUDGET_SECONDS} s for the fast profile on 2 CPU cores; others took "
+        f"{report['busy_share'] or 0:.0%} of the CPUs)"
+    )
 
     student = out / "student"
     if student.exists():
@@ -279,11 +365,25 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
     if not failed:
         stage(executed, out / "src")
         t0 = time.perf_counter()
-        proc = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(out / "src"),
-                               "--path-output", str(ROOT), "-W", "-n", "--keep-going"],
-                              capture_output=True, text=True)
-        report["sphinx"] = {"returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
-                            "output": (proc.stdout + proc.stderr)[-20000:]}
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "jupyter-book"),
+                "build",
+                str(out / "src"),
+                "--path-output",
+                str(ROOT),
+                "-W",
+                "-n",
+                "--keep-going",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        report["sphinx"] = {
+            "returncode": proc.returncode,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "output": (proc.stdout + proc.stderr)[-20000:],
+        }
         log(f"{report['sphinx']['seconds']:7.1f} s  site build (rc {proc.returncode})")
         if proc.returncode:
             log(report["sphinx"]["output"][-5000:])
@@ -293,7 +393,9 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reverse", action="store_true", help="execute the chapters in reverse order")
+    parser.add_argument(
+        "--reverse", action="store_true", help="execute the chapters in reverse order"
+    )
     args = parser.parse_args()
     report = build(reverse=args.reverse)
     for name, rep in report["notebooks"].items():

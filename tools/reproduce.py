@@ -1,23 +1,26 @@
-"""Run the original's experiments at its scale, under its protocol and the book's, and keep the numbers.
+"""Run the original's experiments at its scale, under its protocol and the book's, and
+keep the numbers.
 
-    python tools/reproduce.py                                  # E1, E2, E3 (the CPU ones), both protocols
-    python tools/reproduce.py --only E2 --protocol original    # one experiment, one protocol
-    python tools/reproduce.py --only E2bis E4 --device cuda    # the GPU ones
+    python tools/reproduce.py                                  # E1, E2, E3 (the CPU
+    ones), both protocols python tools/reproduce.py --only E2 --protocol original    #
+    one experiment, one protocol python tools/reproduce.py --only E2bis E4 --device cuda
+    # the GPU ones
 
-The original's scale is all 60,000 training images for 14 epochs and the full 10,000-image test
-sets. What each experiment trains and measures is ``ood_utils.replication.experiment_spec``; the
-networks are trained by the package's one training loop and cached as usual (``$OOD_CACHE_DIR``),
-so an interrupted run resumes from the last network it finished.
+The original's scale is all 60,000 training images for 14 epochs and the full
+10,000-image test sets. What each experiment trains and measures is
+``ood_utils.replication.experiment_spec``; the networks are trained by the package's one
+training loop and cached as usual (``$OOD_CACHE_DIR``), so an interrupted run resumes
+from the last network it finished.
 
-Each finished (experiment, protocol) writes ``<out>/<experiment>-<protocol>.json`` atomically (an
-interrupted run leaves no partial file) and is skipped next time unless ``--force``. The file holds
-the numbers and their provenance: git commit (a tree with uncommitted changes is refused unless
-``--allow-dirty``, which is recorded), date, hardware, device, threads, library versions, the spec
-and its hash (``tests/test_original_scale.py`` fails when the hash is stale), and each training's
+Each finished (experiment, protocol) writes ``<out>/<experiment>-<protocol>.json``
+atomically (an interrupted run leaves no partial file) and is skipped next time unless
+``--force``. The file holds the numbers and their provenance: git commit (a tree with
+uncommitted changes is refused unless ``--allow-dirty``, which is recorded), date,
+hardware, device, threads, library versions, the spec and its hash
+(``tests/test_original_scale.py`` fails when the hash is stale), and each training's
 wall time. The process restarts itself once with the settings of the book's kernels
-(``run_notebooks.kernel_env``: the allocator's, and passive OpenMP threads if the machine is busy
-as it starts), which are read at start.
-"""
+(``run_notebooks.kernel_env``: the allocator's, and passive OpenMP threads if the
+machine is busy as it starts), which are read at start."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:   # torch is imported after the restart with the allocator settings
+if TYPE_CHECKING:  # torch is imported after the restart with the allocator settings
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +46,20 @@ CPU_EXPERIMENTS = ("E1", "E2", "E3")
 
 def git_state() -> tuple[str, bool]:
     """``(commit, dirty)`` of the repository (tracked files only)."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return commit, bool(status)
 
 
@@ -64,57 +77,98 @@ def hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
-def run_experiment(experiment: str, protocol: str, device: torch.device,
-                   progress: bool = True) -> tuple[dict, list[dict]]:
-    """Train (or load) the networks of one experiment and measure it: ``(numbers, trainings)``.
+def run_experiment(
+    experiment: str, protocol: str, device: torch.device, progress: bool = True
+) -> tuple[dict, list[dict]]:
+    """Train (or load) the networks of one experiment and measure it: ``(numbers,
+    trainings)``.
 
-    ``numbers`` is ``{group: {name: value}}`` (a group per dataset, per ensemble size, or "attacks");
-    ``trainings`` lists each network's name, wall time (0 if it was cached) and device.
-    """
+    ``numbers`` is ``{group: {name: value}}`` (a group per dataset, per ensemble size,
+    or "attacks"); ``trainings`` lists each network's name, wall time (0 if it was
+    cached) and device."""
     import torch
 
     from ood_utils import data, replication, scores, train
     from ood_utils.models import predict_log_probs
+    from ood_utils.run import from_environment
 
+    run = from_environment("reproduce", device=device)
     trainings, numbers = [], {}
-    tests = {ds: data.load(ds, "test", n=None, profile="full") for ds in replication.DATASETS}
+    tests = {
+        ds: data.load(ds, "test", root=run.data_root) for ds in replication.DATASETS
+    }
     for name, cfg in replication.experiment_trainings(experiment, protocol).items():
         t0 = time.perf_counter()
-        ens, hist = train.get_ensemble(cfg, device=device, progress=progress)
-        trainings.append({"name": name, "seconds": round(sum(hist.seconds), 1),
-                          "wall seconds": round(time.perf_counter() - t0, 1), "device": hist.device})
-        other = "fashionmnist" if cfg.dataset == "mnist" else "mnist"
+        ens, hist = train.get_ensemble(cfg, run, progress=progress)
+        trainings.append(
+            {
+                "name": name,
+                "seconds": round(sum(hist.seconds), 1),
+                "wall seconds": round(time.perf_counter() - t0, 1),
+                "device": hist.device,
+            }
+        )
+        other = data.other_dataset(cfg.dataset)
         lp_in = predict_log_probs(ens, tests[cfg.dataset].images)
-        accuracy = train.accuracy(ens, tests[cfg.dataset].images, tests[cfg.dataset].labels)
+        accuracy = train.accuracy(
+            ens, tests[cfg.dataset].images, tests[cfg.dataset].labels
+        )
         if experiment == "E1":
-            ref = (scores.original_reference(lp_in, batch_size=1000) if protocol == "original"
-                   else scores.reference(scores.twin_score(lp_in)))
+            ref = (
+                scores.original_reference(lp_in, batch_size=1000)
+                if protocol == "original"
+                else scores.reference(scores.twin_score(lp_in))
+            )
             settings = replication.attack_settings(protocol)
-            numbers["attacks"] = {"reference": ref, **replication.attack_numbers(
-                ens, ref, progress=progress, **settings)}
+            numbers["attacks"] = {
+                "reference": ref,
+                **replication.attack_numbers(ens, ref, progress=progress, **settings),
+            }
             numbers["accuracy"] = {f"twin {i + 1}": a for i, a in enumerate(accuracy)}
             continue
         lp_out = predict_log_probs(ens, tests[other].images)
         rule = scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
         ranking = "score / reference" if protocol == "original" else "score"
-        if experiment == "E4" and protocol == "book":          # one ensemble of 8, read as 2, 4, 8
+        # one ensemble of 8, read as 2, 4, 8
+        if experiment == "E4" and protocol == "book":
             for n in (2, 4, 8):
                 numbers[f"{name} N={n}"] = {
-                    **replication.detection_numbers(lp_in[:n], lp_out[:n], rule, ranking),
-                    "ensemble accuracy": float((lp_in[:n].exp().mean(0).argmax(-1) == tests[cfg.dataset].labels)
-                                               .double().mean())}
+                    **replication.detection_numbers(
+                        lp_in[:n], lp_out[:n], rule, ranking
+                    ),
+                    "ensemble accuracy": float(
+                        (
+                            lp_in[:n].exp().mean(0).argmax(-1)
+                            == tests[cfg.dataset].labels
+                        )
+                        .double()
+                        .mean()
+                    ),
+                }
             continue
-        numbers[name] = {**replication.detection_numbers(lp_in, lp_out, rule, ranking),
-                         **{f"accuracy, member {i + 1}": a for i, a in enumerate(accuracy)}}
+        numbers[name] = {
+            **replication.detection_numbers(lp_in, lp_out, rule, ranking),
+            **{f"accuracy, member {i + 1}": a for i, a in enumerate(accuracy)},
+        }
         del ens
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return numbers, trainings
 
 
-def result_payload(experiment: str, protocol: str, numbers: dict, trainings: list[dict], commit: str,
-                   dirty: bool, allow_dirty: bool, device: torch.device, seconds: float) -> dict:
-    """The JSON object of one result: numbers, provenance, spec and its hash, trainings."""
+def result_payload(
+    experiment: str,
+    protocol: str,
+    numbers: dict,
+    trainings: list[dict],
+    commit: str,
+    dirty: bool,
+    allow_dirty: bool,
+    device: torch.device,
+    seconds: float,
+) -> dict:
+    """The JSON object of one result: numbers, provenance, spec and its hash,
+    trainings."""
     import torch
     import torchvision
 
@@ -122,64 +176,124 @@ def result_payload(experiment: str, protocol: str, numbers: dict, trainings: lis
 
     spec = replication.experiment_spec(experiment, protocol)
     return {
-        "experiment": experiment, "protocol": protocol, "numbers": numbers,
-        "provenance": {"commit": commit, "dirty": dirty, "allow_dirty": allow_dirty,
-                       "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "hardware": hardware(device),
-                       "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                       "torchvision": torchvision.__version__, "python": platform.python_version(),
-                       "allocator": {k: os.environ.get(k) for k in {**MALLOC_ENV, **BUSY_ENV}}},
-        "spec": spec, "spec_hash": replication.spec_hash(spec), "trainings": trainings,
-        "seconds": round(seconds, 1)}
+        "experiment": experiment,
+        "protocol": protocol,
+        "numbers": numbers,
+        "provenance": {
+            "commit": commit,
+            "dirty": dirty,
+            "allow_dirty": allow_dirty,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "hardware": hardware(device),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "python": platform.python_version(),
+            "allocator": {k: os.environ.get(k) for k in {**MALLOC_ENV, **BUSY_ENV}},
+        },
+        "spec": spec,
+        "spec_hash": replication.spec_hash(spec),
+        "trainings": trainings,
+        "seconds": round(seconds, 1),
+    }
 
 
 def write_result(path: Path, payload: dict) -> None:
-    from ood_utils.config import atomic_write
+    from ood_utils.cache import atomic_write
 
-    atomic_write(path, lambda fh: fh.write((json.dumps(payload, indent=1, default=float) + "\n").encode()))
+    atomic_write(
+        path,
+        lambda fh: fh.write(
+            (json.dumps(payload, indent=1, default=float) + "\n").encode()
+        ),
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", metavar="E", help="experiments (default: E1 E2 E3)")
-    parser.add_argument("--protocol", choices=["original", "book", "both"], default="both")
-    parser.add_argument("--device", help="cpu or cuda (default: $OOD_DEVICE, else CUDA when present)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="E", help="experiments (default: E1 E2 E3)"
+    )
+    parser.add_argument(
+        "--protocol", choices=["original", "book", "both"], default="both"
+    )
+    parser.add_argument(
+        "--device", help="cpu or cuda (default: $OOD_DEVICE, else CUDA when present)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "original-scale")
-    parser.add_argument("--force", action="store_true", help="rerun experiments whose file exists")
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="run from a tree with uncommitted changes (recorded in the files)")
+    parser.add_argument(
+        "--force", action="store_true", help="rerun experiments whose file exists"
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="run from a tree with uncommitted changes (recorded in the files)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
-    missing_env = {k: v for k, v in kernel_env(others_share()).items() if k not in os.environ}
-    if missing_env and not os.environ.get("OOD_REPRODUCE_RESTARTED"):   # read at start: restart once with them
+    missing_env = {
+        k: v for k, v in kernel_env(others_share()).items() if k not in os.environ
+    }
+    # read at start: restart once with them
+    if missing_env and not os.environ.get("OOD_REPRODUCE_RESTARTED"):
         missing_env["OOD_REPRODUCE_RESTARTED"] = "1"
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing_env})
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing_env}
+        )
 
     from ood_utils import replication
-    from ood_utils.config import get_device
+    from ood_utils.run import from_environment
 
     experiments = args.only or list(CPU_EXPERIMENTS)
     unknown = [e for e in experiments if e not in replication.EXPERIMENTS]
     if unknown:
-        parser.error(f"unknown experiments {unknown}: choose from {replication.EXPERIMENTS}")
-    protocols = list(replication.PROTOCOLS) if args.protocol == "both" else [args.protocol]
+        parser.error(
+            f"unknown experiments {unknown}: choose from {replication.EXPERIMENTS}"
+        )
+    protocols = (
+        list(replication.PROTOCOLS) if args.protocol == "both" else [args.protocol]
+    )
     commit, dirty = git_state()
     if dirty and not args.allow_dirty:
-        parser.error("the tree has uncommitted changes: commit them, or pass --allow-dirty "
-                     "(recorded in every file this run writes)")
-    device = get_device(args.device)
-    todo = [(e, p) for e in experiments for p in protocols
-            if args.force or not replication.result_path(e, p, args.out).exists()]
+        parser.error(
+            "the tree has uncommitted changes: commit them, or pass --allow-dirty "
+            "(recorded in every file this run writes)"
+        )
+    device = from_environment(
+        "reproduce", **({"device": args.device} if args.device else {})
+    ).device
+    todo = [
+        (e, p)
+        for e in experiments
+        for p in protocols
+        if args.force or not replication.result_path(e, p, args.out).exists()
+    ]
     skipped = len(experiments) * len(protocols) - len(todo)
-    print(f"{len(todo)} to run, {skipped} already done (--force reruns them); device {device}, "
-          f"commit {commit[:7]}{' (dirty)' if dirty else ''}", flush=True)
+    print(
+        f"{len(todo)} to run, {skipped} already done (--force reruns them); device "
+        f"{device}, commit {commit[:7]}{' (dirty)' if dirty else ''}",
+        flush=True,
+    )
     started = time.perf_counter()
     for k, (experiment, protocol) in enumerate(todo):
         t0 = time.perf_counter()
         print(f"[{k + 1}/{len(todo)}] {experiment}, {protocol}'s protocol", flush=True)
-        numbers, trainings = run_experiment(experiment, protocol, device, progress=not args.no_progress)
-        payload = result_payload(experiment, protocol, numbers, trainings, commit, dirty, args.allow_dirty,
-                                 device, time.perf_counter() - t0)
+        numbers, trainings = run_experiment(
+            experiment, protocol, device, progress=not args.no_progress
+        )
+        payload = result_payload(
+            experiment,
+            protocol,
+            numbers,
+            trainings,
+            commit,
+            dirty,
+            args.allow_dirty,
+            device,
+            time.perf_counter() - t0,
+        )
         path = replication.result_path(experiment, protocol, args.out)
         write_result(path, payload)
         done, left = time.perf_counter() - started, len(todo) - k - 1

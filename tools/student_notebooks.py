@@ -1,25 +1,28 @@
 """Generate the student versions of the chapters: every worked solution becomes a stub.
 
-    python tools/student_notebooks.py                  # writes student/notebooks/*.ipynb
-    python tools/student_notebooks.py --out /tmp/class
+    python tools/student_notebooks.py                  # writes
+    student/notebooks/*.ipynb python tools/student_notebooks.py --out /tmp/class
 
-The repository keeps them in ``student/notebooks/`` so that each chapter can link to its student
-version in Colab and for download (``tests/test_notebook_sources.py`` fails when one is stale:
-run ``make student``).
+The repository keeps them in ``student/notebooks/`` so that each chapter can link to its
+student version in Colab and for download (``tests/test_notebook_sources.py`` fails when
+one is stale: run ``make student``).
 
 A chapter's exercises use sphinx-exercise's gated solutions::
 
-    ```{exercise} Title          <- markdown cell: kept
+    ```{exercise} Title       <- markdown cell: kept
     :label: ex-03-symmetric-kl
     ```
     ```{solution-start} ex-03-symmetric-kl
-    ```                          <- markdown cell: dropped, with every cell up to solution-end
-    (solution code cells)        <- each replaced by one stub cell: "# Exercise ...: your code", its
-                                    imports, each function's signature and docstring with the body
-                                    ``...``, and ``name = ...`` for the variables the check reads
+    ```                       <- markdown cell: dropped, with every cell up to
+                                 solution-end
+    (solution code cells)     <- each replaced by one stub cell: "# Exercise ...: your
+                                 code", its imports, each function's signature and
+                                 docstring with the body ``...``, and ``name = ...`` for
+                                 the variables the check reads
     ```{solution-end}
     ```
-    checks.check_...(answer)     <- code cell after the solution: kept, so students check themselves
+    checks.check_...(answer)  <- code cell after the solution: kept, so students check
+                                 themselves
 
 Outputs are cleared. The book's build executes each student notebook up to and including
 its first exercise's stub (tools/build_book.py), so a generated notebook always runs.
@@ -40,25 +43,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import toc_notebooks  # noqa: E402
 
-#: Where ``make student`` writes, relative to the repository's root (and where the links point).
+#: Where ``make student`` writes, relative to the repository's root (and where the
+#: links point).
 STUDENT_DIR = "student"
 
 SOLUTION_START = re.compile(r"^\s*```\{solution-start\}\s+(\S+)")
 SOLUTION_END = re.compile(r"^\s*```\{solution-end\}")
-EXERCISE = re.compile(r"```\{exercise(?:-start)?\}[^\n]*\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)")
+EXERCISE = re.compile(
+    r"```\{exercise(?:-start)?\}[^\n]*\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)"
+)
 
 
 def exercises(nb: nbformat.NotebookNode) -> list[str]:
     """The exercise labels of a notebook, in order."""
-    return [m.group(1) for cell in nb.cells if cell.cell_type == "markdown"
-            for m in EXERCISE.finditer(cell.source)]
+    return [
+        m.group(1)
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for m in EXERCISE.finditer(cell.source)
+    ]
 
 
 def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, int, int]]:
     """``(label, start, end)`` cell indices of each solution-start / solution-end pair.
 
     Raises:
-        ValueError: an unclosed or nested solution, or one whose label names no exercise.
+        ValueError: an unclosed or nested solution, or one whose label names no
+            exercise.
     """
     labels = set(exercises(nb))
     blocks, open_at, label = [], None, ""
@@ -67,10 +78,16 @@ def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, int, int]]:
             continue
         if m := SOLUTION_START.match(cell.source):
             if open_at is not None:
-                raise ValueError(f"cell {i}: solution-start inside the solution opened at cell {open_at}")
+                raise ValueError(
+                    f"cell {i}: solution-start inside the solution opened at cell "
+                    f"{open_at}"
+                )
             open_at, label = i, m.group(1)
             if label not in labels:
-                raise ValueError(f"cell {i}: solution for unknown exercise {label!r} (known: {sorted(labels)})")
+                raise ValueError(
+                    f"cell {i}: solution for unknown exercise {label!r} (known: "
+                    f"{sorted(labels)})"
+                )
         elif SOLUTION_END.match(cell.source):
             if open_at is None:
                 raise ValueError(f"cell {i}: solution-end without solution-start")
@@ -82,33 +99,44 @@ def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, int, int]]:
 
 
 def names_loaded(source: str) -> set[str]:
-    """The names a code cell reads (empty if it is not plain Python, e.g. has an IPython magic)."""
+    """The names a code cell reads (empty if it is not plain Python, e.g. has an IPython
+    magic)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return set()
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return {
+        n.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
 
 
 def _signature(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """``node``'s decorators, ``def`` line(s) and docstring as written in ``source``, then ``...``."""
+    """``node``'s decorators, ``def`` line(s) and docstring as written in ``source``,
+    then ``...``."""
     lines = source.splitlines()
     body = node.body[0]
-    if body.lineno == node.lineno:                       # a one-line function: rebuild it
+    if body.lineno == node.lineno:  # a one-line function: rebuild it
         node.body = [ast.Expr(ast.Constant(Ellipsis))]
         return ast.unparse(node)
     first = min([d.lineno for d in node.decorator_list] + [node.lineno])
-    kept = lines[first - 1:body.lineno - 1]
-    if isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) and isinstance(body.value.value, str):
-        kept += lines[body.lineno - 1:body.end_lineno]   # the docstring
+    kept = lines[first - 1 : body.lineno - 1]
+    if (
+        isinstance(body, ast.Expr)
+        and isinstance(body.value, ast.Constant)
+        and isinstance(body.value.value, str)
+    ):
+        kept += lines[body.lineno - 1 : body.end_lineno]  # the docstring
     return "\n".join(kept + [" " * body.col_offset + "..."])
 
 
 def skeleton(solution: str, needed: set[str]) -> str:
-    """What a stub keeps of one solution cell: its imports, each function's signature and docstring
-    as written, with the body ``...``, and ``name = ...`` for each variable it assigns that ``needed``
-    names (the check cell reads them), so that running the check before answering says "not
-    answered yet". Empty for a cell that is not plain Python."""
+    """What a stub keeps of one solution cell: its imports, each function's signature
+    and docstring as written, with the body ``...``, and ``name = ...`` for each
+    variable it assigns that ``needed`` names (the check cell reads them), so that
+    running the check before answering says "not answered yet". Empty for a cell that is
+    not plain Python."""
     try:
         tree = ast.parse(solution)
     except SyntaxError:
@@ -120,23 +148,44 @@ def skeleton(solution: str, needed: set[str]) -> str:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             blocks.append("\n\n" + _signature(solution, node) + "\n\n")
         else:
-            targets = (node.targets if isinstance(node, ast.Assign) else
-                       [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
-            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-            blocks += [f"{name} = ..." for name in names if name in needed and f"{name} = ..." not in blocks]
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, (ast.AnnAssign, ast.AugAssign))
+                else []
+            )
+            names = [
+                n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)
+            ]
+            blocks += [
+                f"{name} = ..."
+                for name in names
+                if name in needed and f"{name} = ..." not in blocks
+            ]
     text = "\n".join(blocks)
     return re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
 
 
-def stub(label: str, part: int, parts: int, solution: str = "", needed: set[str] = frozenset()
-         ) -> nbformat.NotebookNode:
-    """The code cell a student sees instead of one cell of the solution (see :func:`skeleton`)."""
+def stub(
+    label: str,
+    part: int,
+    parts: int,
+    solution: str = "",
+    needed: set[str] = frozenset(),
+) -> nbformat.NotebookNode:
+    """The code cell a student sees instead of one cell of the solution (see
+    :func:`skeleton`)."""
     which = f" (part {part} of {parts})" if parts > 1 else ""
     body = skeleton(solution, set(needed))
-    if not body.endswith("..."):       # e.g. a cell of imports only: the student's code goes after them
+    # e.g. a cell of imports only: the student's code goes after them
+    if not body.endswith("..."):
         body = f"{body}\n...".lstrip("\n")
-    cell = nbformat.v4.new_code_cell(f"# Exercise {label}{which}: your code here.\n{body}")
-    # a stable id (nbformat draws a random one), so that regenerating changes only what changed
+    cell = nbformat.v4.new_code_cell(
+        f"# Exercise {label}{which}: your code here.\n{body}"
+    )
+    # a stable id (nbformat draws a random one), so that regenerating changes only
+    # what changed
     cell.id = hashlib.sha1(f"{label} {part}".encode()).hexdigest()[:8]
     cell.metadata["student_stub"] = label
     return cell
@@ -151,9 +200,16 @@ def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     while i < len(nb.cells):
         if i in starts:
             label, end = starts[i]
-            code = [c.source for c in nb.cells[i + 1:end] if c.cell_type == "code"] or [""]
-            check = next((c.source for c in nb.cells[end + 1:] if c.cell_type == "code"), "")
-            cells += [stub(label, k + 1, len(code), src, names_loaded(check)) for k, src in enumerate(code)]
+            code = [
+                c.source for c in nb.cells[i + 1 : end] if c.cell_type == "code"
+            ] or [""]
+            check = next(
+                (c.source for c in nb.cells[end + 1 :] if c.cell_type == "code"), ""
+            )
+            cells += [
+                stub(label, k + 1, len(code), src, names_loaded(check))
+                for k, src in enumerate(code)
+            ]
             i = end + 1
             continue
         cell = nbformat.from_dict(nb.cells[i])
@@ -166,16 +222,20 @@ def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def first_exercise_prefix(student: nbformat.NotebookNode) -> int:
-    """Number of leading cells of a student notebook up to and including its first exercise's stubs."""
+    """Number of leading cells of a student notebook up to and including its first
+    exercise's stubs."""
     stubs = [i for i, c in enumerate(student.cells) if c.metadata.get("student_stub")]
     if not stubs:
         raise ValueError("the notebook has no exercise with a solution")
     first = student.cells[stubs[0]].metadata["student_stub"]
-    return max(i for i in stubs if student.cells[i].metadata["student_stub"] == first) + 1
+    return (
+        max(i for i in stubs if student.cells[i].metadata["student_stub"] == first) + 1
+    )
 
 
 def write_student_notebooks(paths: list[Path], out: Path) -> list[Path]:
-    """Write the student version of each notebook with exercises under ``out``; return the files."""
+    """Write the student version of each notebook with exercises under ``out``; return
+    the files."""
     written = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)

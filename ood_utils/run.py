@@ -1,0 +1,209 @@
+"""The run context: what a chapter (or a script) runs with, read from the environment
+once.
+
+``run = book.setup("02_twin_training")`` at the top of a chapter returns a frozen
+:class:`Run` (profile, device, seed, data, cache and results folders) and seeds
+Python's, NumPy's and PyTorch's generators. Functions of the package take the run, or
+explicit arguments; none reads the environment itself. This module is the only place
+that does.
+
+Environment variables
+---------------------
+``OOD_PROFILE``
+    ``fast`` (default) or ``full`` (:mod:`ood_utils.profiles`).
+``OOD_DATA_ROOT`` Folder that holds ``MNIST/raw/...`` and ``FashionMNIST/raw/...``
+    (torchvision's layout), and optionally ``text/``. Defaults to ``<user
+    cache>/twin-kl/data``; missing files are downloaded there when a network is
+    available.
+``OOD_CACHE_DIR``
+    Folder for trained-model checkpoints. Defaults to ``<user cache>/twin-kl/models``.
+``OOD_RESULTS_DIR``
+    Where chapters save their key numbers. Defaults to ``<user cache>/twin-kl/results``.
+``OOD_ORIGINAL_SCALE_DIR``
+    The original-scale results (``tools/reproduce.py``); defaults to the repository's
+    ``results/original-scale``.
+``OOD_DEVICE``
+    Force a device (``cpu``, ``cuda``, ``cuda:1``...). Defaults to CUDA when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .profiles import Profile, get_profile
+
+#: The environment variable behind each field of :class:`Run`.
+ENV = {
+    "profile": "OOD_PROFILE",
+    "data_root": "OOD_DATA_ROOT",
+    "cache_dir": "OOD_CACHE_DIR",
+    "results_dir": "OOD_RESULTS_DIR",
+    "original_scale_dir": "OOD_ORIGINAL_SCALE_DIR",
+    "device": "OOD_DEVICE",
+}
+
+#: The committed original-scale results, relative to the repository's root.
+ORIGINAL_SCALE_FOLDER = "results/original-scale"
+
+
+def user_cache(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/twin-kl`` or ``~/.cache/twin-kl``: the default home of data,
+    models, results."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twin-kl"
+
+
+def default_folder(kind: str) -> Path:
+    """``<user cache>/<kind>``: where ``data``, ``models`` or ``results`` go when nobody
+    says."""
+    return user_cache() / kind
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """The device called ``name``; ``None``: CUDA when present, else the CPU.
+
+    Raises:
+        ValueError: an unknown name, or CUDA asked for where there is none.
+    """
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(
+            f"unknown device {name!r}: use 'cpu', 'cuda', 'cuda:1' or 'mps'"
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(name)!r} was requested but CUDA is not available: choose a "
+            "GPU runtime (Colab: Runtime > Change runtime type), or unset "
+            f"${ENV['device']} to run on the CPU"
+        )
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a fresh CPU generator with
+    that seed."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything a chapter runs with. Build it with :func:`setup` (or
+    :func:`from_environment`).
+
+    Attributes:
+        chapter: the chapter's name (``"02_twin_training"``), under which its results
+            are saved.
+        profile: the compute budgets (:class:`ood_utils.profiles.Profile`).
+        device: where models compute.
+        seed: the chapter's seed (the global generators were seeded with it).
+        data_root: datasets (``MNIST/raw``, ``FashionMNIST/raw``, ``text/``).
+        cache_dir: trained-model checkpoints.
+        results_dir: the chapters' saved numbers
+            (``<results_dir>/<profile>/<chapter>.json``).
+        original_scale_dir: the original-scale results of ``tools/reproduce.py``.
+    """
+
+    chapter: str
+    profile: Profile
+    device: torch.device
+    seed: int
+    data_root: Path
+    cache_dir: Path
+    results_dir: Path
+    original_scale_dir: Path
+
+    def replace(self, **changes: object) -> Run:
+        """A copy with some fields changed (``run.replace(cache_dir=tmp)``)."""
+        return dataclasses.replace(self, **changes)
+
+
+def from_environment(
+    chapter: str = "script",
+    environ: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Run:
+    """The run context that the environment variables (:data:`ENV`) describe, with
+    ``overrides``.
+
+    Reads ``environ`` (default ``os.environ``) once; seeds nothing (see :func:`setup`).
+    """
+    environ = os.environ if environ is None else environ
+    home = user_cache(environ)
+
+    def path(field: str, default: Path) -> Path:
+        value = environ.get(ENV[field], "").strip()
+        return Path(value).expanduser().resolve() if value else default
+
+    fields: dict[str, object] = {
+        "chapter": chapter,
+        "profile": get_profile(environ.get(ENV["profile"], "").strip() or "fast"),
+        "device": resolve_device(environ.get(ENV["device"], "").strip() or None),
+        "seed": 0,
+        "data_root": path("data_root", home / "data"),
+        "cache_dir": path("cache_dir", home / "models"),
+        "results_dir": path("results_dir", home / "results"),
+        "original_scale_dir": path(
+            "original_scale_dir",
+            Path(__file__).resolve().parents[1] / ORIGINAL_SCALE_FOLDER,
+        ),
+    }
+    if "profile" in overrides:
+        overrides["profile"] = get_profile(overrides["profile"])  # type: ignore[arg-type]
+    if "device" in overrides:
+        overrides["device"] = resolve_device(overrides["device"])  # type: ignore[arg-type]
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise TypeError(
+            f"unknown run fields {sorted(unknown)}: expected some of {sorted(fields)}"
+        )
+    return Run(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def setup(
+    chapter: str,
+    seed: int = 0,
+    environ: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Run:
+    """A chapter's first line: its run context, with every global generator seeded with
+    ``seed``.
+
+    Example::
+
+        run = book.setup("02_twin_training")  # run.profile, run.device, ...
+    """
+    seed_everything(seed)
+    return from_environment(chapter, environ, seed=seed, **overrides)
+
+
+def library(device: str | torch.device | None = None) -> Run:
+    """The context of a library call made without one: the fast profile, ``device``
+    (default: CUDA when present) and the user cache's folders (:func:`user_cache`); no
+    ``OOD_*`` variable is read."""
+    home = {"XDG_CACHE_HOME": str(user_cache().parent)}
+    return from_environment(
+        "library", environ=home, **({} if device is None else {"device": device})
+    )
+
+
+def context(run: Run | None, device: str | torch.device | None = None) -> Run:
+    """``run`` (default :func:`library`), on ``device`` when one is given."""
+    if run is None:
+        return library(device)
+    return run if device is None else run.replace(device=resolve_device(device))
