@@ -269,7 +269,9 @@ CASES = {
         "both",
     ),
     "book: a scale note without a budget": (
-        lambda: __import__("ood_utils.book").book.scale_note(()),
+        lambda: __import__("ood_utils.book").book.scale_note(
+            profiles.PROFILES["fast"], ()
+        ),
         "budgets",
     ),
     "replication: a ladder that misses its end": (
