@@ -760,10 +760,6 @@ def scale_of(config: TrainConfig) -> str:
     return f"{images} images, {config.epochs} epoch{'s' * (config.epochs != 1)}"
 
 
-#: Said of a cause that a build's ladder names for an original-scale verdict.
-LADDER_NOTE = " (this build's ladder, its largest step besides the training budget)"
-
-
 def replication_table(
     chapters: Mapping[str, Mapping[str, object]],
     original_scale: Mapping[tuple[str, str], Mapping[str, object]] | None = None,
@@ -800,15 +796,9 @@ def replication_table(
         at_scale = {
             p: original_scale_value(original_scale or {}, key, p) for p in PROTOCOLS
         }
-        if at_scale["original"] is not None or at_scale["book"] is not None:
-            cause = row.get("protocol cause")
-            verdict_text = verdict(
-                key, at_scale["original"], at_scale["book"], cause, "original"
-            )
-            if cause and "only under" in verdict_text:
-                verdict_text += LADDER_NOTE
-        else:
-            verdict_text = row.get("verdict", "not run at this scale")
+        verdict_text = scale_verdict(
+            original_scale or {}, key, row.get("protocol cause")
+        ) or row.get("verdict", "not run at this scale")
         rows.append(
             {
                 "experiment": key.split()[0],
@@ -1207,17 +1197,21 @@ def scale_verdict(
     results: Mapping[tuple[str, str], Mapping[str, object]],
     key: str,
     cause: str | None = None,
+    ladder: str = "this build's",
 ) -> str | None:
     """The verdict on claim ``key`` from its original-scale numbers (:func:`verdict`),
     or ``None`` when neither protocol has one in ``results`` (a chapter then keeps its
     own scale's verdict).
 
     ``cause``: what the verdict names if the claim is reproduced only under the
-    original's protocol (no ladder runs at the original's scale: say where it comes
-    from)."""
+    original's protocol: the largest step besides the training budget of a ladder run at
+    a smaller scale (no ladder runs at the original's scale), whose it is ``ladder``
+    says (``"this build's"``, ``"this chapter's"``)."""
     values = {p: original_scale_value(results, key, p) for p in PROTOCOLS}
     if values["original"] is None and values["book"] is None:
         return None
+    if cause:
+        cause += f" ({ladder} ladder, its largest step besides the training budget)"
     return verdict(key, values["original"], values["book"], cause, scale="original")
 
 
