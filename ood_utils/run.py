@@ -144,35 +144,40 @@ def from_environment(
     Reads ``environ`` (default ``os.environ``) once; seeds nothing (see :func:`setup`).
     """
     environ = os.environ if environ is None else environ
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Run)}
+    if unknown:
+        raise TypeError(
+            f"unknown run fields {sorted(unknown)}: expected some of "
+            f"{[f.name for f in dataclasses.fields(Run)]}"
+        )
     home = user_cache(environ)
 
-    def path(field: str, default: Path) -> Path:
-        value = environ.get(ENV[field], "").strip()
-        return Path(value).expanduser().resolve() if value else default
+    def value(field: str) -> object:
+        """The override of ``field``, else its variable (``None`` when unset or empty):
+        the environment is read only for what the caller did not give."""
+        if field in overrides:
+            return overrides[field]
+        return environ.get(ENV[field], "").strip() or None
 
-    fields: dict[str, object] = {
-        "chapter": chapter,
-        "profile": get_profile(environ.get(ENV["profile"], "").strip() or "fast"),
-        "device": resolve_device(environ.get(ENV["device"], "").strip() or None),
-        "seed": 0,
-        "data_root": path("data_root", home / "data"),
-        "cache_dir": path("cache_dir", home / "models"),
-        "results_dir": path("results_dir", home / "results"),
-        "original_scale_dir": path(
+    def path(field: str, default: Path) -> Path:
+        if field in overrides:
+            return overrides[field]  # type: ignore[return-value]
+        given = value(field)
+        return Path(given).expanduser().resolve() if given is not None else default
+
+    return Run(
+        chapter=chapter,
+        profile=get_profile(value("profile") or "fast"),
+        device=resolve_device(value("device")),
+        seed=overrides.get("seed", 0),  # type: ignore[arg-type]
+        data_root=path("data_root", home / "data"),
+        cache_dir=path("cache_dir", home / "models"),
+        results_dir=path("results_dir", home / "results"),
+        original_scale_dir=path(
             "original_scale_dir",
             Path(__file__).resolve().parents[1] / ORIGINAL_SCALE_FOLDER,
         ),
-    }
-    if "profile" in overrides:
-        overrides["profile"] = get_profile(overrides["profile"])  # type: ignore[arg-type]
-    if "device" in overrides:
-        overrides["device"] = resolve_device(overrides["device"])  # type: ignore[arg-type]
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise TypeError(
-            f"unknown run fields {sorted(unknown)}: expected some of {sorted(fields)}"
-        )
-    return Run(**{**fields, **overrides})  # type: ignore[arg-type]
+    )
 
 
 def setup(
@@ -196,9 +201,9 @@ def library(device: str | torch.device | None = None) -> Run:
     """The context of a library call made without one: the fast profile, ``device``
     (default: CUDA when present) and the user cache's folders (:func:`user_cache`); no
     ``OOD_*`` variable is read."""
-    home = {"XDG_CACHE_HOME": str(user_cache().parent)}
+    xdg = {"XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", "")}
     return from_environment(
-        "library", environ=home, **({} if device is None else {"device": device})
+        "library", environ=xdg, **({} if device is None else {"device": device})
     )
 
 

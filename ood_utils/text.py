@@ -36,7 +36,7 @@ from . import scores
 from .cache import cached, config_key, load_checkpoint, save_checkpoint
 from .data import DataNotFoundError
 from .models import Ensemble, RandomStreams
-from .profiles import Profile
+from .profiles import Profile, get_profile
 from .run import Run, context, default_folder
 from .train import joint_steps
 
@@ -440,17 +440,8 @@ class TextConfig:
     def from_profile(cls, profile: Profile | str, **overrides: object) -> TextConfig:
         """The text config of ``profile`` (or its name, see :data:`PROFILE_SETTINGS`),
         with ``overrides`` applied."""
-        name = (
-            profile.name
-            if isinstance(profile, Profile)
-            else str(profile).strip().lower()
-        )
-        if name not in PROFILE_SETTINGS:
-            raise ValueError(
-                f"unknown profile {profile!r}: expected one of "
-                f"{sorted(PROFILE_SETTINGS)}"
-            )
-        return cls(**{**PROFILE_SETTINGS[name].model, **overrides})  # type: ignore[arg-type]
+        settings = PROFILE_SETTINGS[get_profile(profile).name]
+        return cls(**{**settings.model, **overrides})  # type: ignore[arg-type]
 
     def key(self) -> str:
         """A short hash of every field plus :data:`TEXT_FORMAT_VERSION`: the cache

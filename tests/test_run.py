@@ -42,6 +42,12 @@ def test_the_environment_is_read_once_into_a_frozen_context(tmp_path):
         run_context.from_environment("x", environ=env, profile="fast").profile.name
         == "fast"
     )
+    # what the caller gives wins, and the environment is not read for it
+    broken = {"OOD_PROFILE": "huge", "OOD_DEVICE": "tpu"}
+    given = run_context.from_environment(
+        "x", environ=broken, profile="full", device="cpu"
+    )
+    assert (given.profile.name, given.device) == ("full", torch.device("cpu"))
     with pytest.raises(TypeError, match="unknown run fields"):
         run_context.from_environment("x", environ=env, epochs=3)
 
