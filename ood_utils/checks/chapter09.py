@@ -105,12 +105,13 @@ def check_mahalanobis(
             fn, train.clone(), labels.clone(), x.clone(), what="your Mahalanobis score"
         ),
         "your Mahalanobis score",
-    ).double()
-    if got.shape != want.shape:
-        _fail(
-            f"expected one score per input, shape {tuple(want.shape)} for features of "
-            f"shape {tuple(x.shape)}; got {tuple(got.shape)}"
-        )
+    )
+    got = _with_shape(
+        got,
+        want,
+        f"expected one score per input, shape {tuple(want.shape)} for features of "
+        f"shape {tuple(x.shape)}",
+    )
     ratio = got / want
     if (
         torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-4)
