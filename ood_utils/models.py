@@ -50,19 +50,13 @@ class MnistCNN(nn.Module):
             of early 2020); the default drops single activations (``nn.Dropout``). The
             second dropout acts on single activations either way (the original's
             ``nn.Dropout2d(0.5)`` on a ``(B, 128)`` tensor did too).
+        conv2_relu: a ReLU between the second convolution and the max-pool (today's
+            PyTorch example, and the book). The original's network has none there
+            (published notebook, cell 5: ``x = self.conv2(x); x =
+            F.max_pool2d(x, 2)``, as in the PyTorch example of early 2020).
 
     Shapes: ``x: (B, 1, 28, 28)`` in ``[0, 1]`` -> logits ``(B, num_classes)``.
     """
-
-    #: Named layers for :func:`ood_utils.detectors.cosine_scores`: name ->
-    #: torch.fx node.
-    layers = {
-        "conv1": "relu",
-        "conv2": "relu_1",
-        "pool": "max_pool2d",
-        "penultimate": "relu_2",
-        "logits": "fc2",
-    }
 
     def __init__(
         self,
@@ -72,8 +66,10 @@ class MnistCNN(nn.Module):
         dropout: bool = True,
         batchnorm: bool = False,
         channel_dropout: bool = False,
+        conv2_relu: bool = True,
     ) -> None:
         super().__init__()
+        self.conv2_relu = conv2_relu
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.conv2 = nn.Conv2d(32, 64, 3, 1)
@@ -90,12 +86,34 @@ class MnistCNN(nn.Module):
         # performance appendix).
         self.to(memory_format=torch.channels_last)
 
+    @property
+    def layers(self) -> dict[str, str]:
+        """Named layers for :func:`ood_utils.detectors.cosine_scores`: name -> torch.fx
+        node."""
+        if self.conv2_relu:
+            return {
+                "conv1": "relu",
+                "conv2": "relu_1",
+                "pool": "max_pool2d",
+                "penultimate": "relu_2",
+                "logits": "fc2",
+            }
+        return {
+            "conv1": "relu",
+            "conv2": "bn2",
+            "pool": "max_pool2d",
+            "penultimate": "relu_1",
+            "logits": "fc2",
+        }
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations ``(B, 128)`` (after ReLU, before the last
         dropout)."""
         x = self.normalize(x)
         x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.bn2(self.conv2(x))
+        if self.conv2_relu:
+            x = F.relu(x)
         x = F.max_pool2d(x, 2)
         x = self.dropout1(x)
         x = torch.flatten(x, 1)
@@ -186,8 +204,10 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": MnistCNN,
     "cnn-nodropout": lambda **kw: MnistCNN(dropout=False, **kw),
     "cnn-batchnorm": lambda **kw: MnistCNN(batchnorm=True, **kw),
-    # the original's code (whole channels dropped)
+    # whole channels dropped, as in the original's code
     "cnn-dropout2d": lambda **kw: MnistCNN(channel_dropout=True, **kw),
+    # the original's exact network: channel dropout and no ReLU after conv2
+    "cnn-original": lambda **kw: MnistCNN(channel_dropout=True, conv2_relu=False, **kw),
     # at the data's 28x28
     "resnet18": ResNet18,
     # the original's Exp 2 bis

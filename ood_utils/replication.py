@@ -76,7 +76,8 @@ def protocol_factors(
     """The training and scoring factors of ``experiment`` under ``protocol``.
 
     ``"original"`` is the original's code: PyTorch's MNIST CNN of early 2020 (channel
-    dropout, MNIST's normalisation for both datasets), Adadelta for Exp 1 and the
+    dropout, no ReLU between the second convolution and the max-pool, MNIST's
+    normalisation for both datasets), Adadelta for Exp 1 and the
     attacks, Adam with a per-epoch ``CyclicLR`` for Exp 2-4, one module used twice in
     Exp 3, ResNet-18 at 224x224 in Exp 2 bis, and
     :data:`ood_utils.scores.ORIGINAL_RULE`. ``"book"`` is the book's choice for every
@@ -97,7 +98,7 @@ def protocol_factors(
         recipe="adam-cyclic" if original and experiment != "E1" else "adadelta",
         network=("resnet18-224" if original else "resnet18")
         if resnet
-        else ("cnn-dropout2d" if original else "cnn"),
+        else ("cnn-original" if original else "cnn"),
         normalization="mnist" if original and dataset != "mnist" else "dataset",
         members="independent"
         if experiment != "E3"

@@ -53,3 +53,27 @@ def test_bad_construction():
         Ensemble([])
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("vit", 0.0, 1.0)
+
+
+def test_original_network_has_no_relu_after_conv2():
+    """The original's network (published notebook, cell 5) pools conv2's raw output:
+    negative pre-activations survive the max-pool, which a ReLU would clip to zero."""
+    from ood_utils.detectors import cosine_scores
+    from ood_utils.models import build_model
+
+    torch.manual_seed(0)
+    exact = build_model("cnn-original", 0.1307, 0.3081).eval()
+    book = build_model("cnn-dropout2d", 0.1307, 0.3081).eval()
+    book.load_state_dict(exact.state_dict())  # same parameters, one ReLU apart
+    x = torch.rand(8, 1, 28, 28)
+    assert isinstance(exact.dropout1, torch.nn.Dropout2d)
+    conv = exact.conv2(torch.relu(exact.conv1(exact.normalize(x))))
+    pooled = torch.nn.functional.max_pool2d(conv, 2)
+    assert (pooled < 0).any()  # so the ReLU matters
+    torch.testing.assert_close(
+        exact.fc1(torch.flatten(pooled, 1)).relu(), exact.features(x)
+    )
+    assert not torch.allclose(exact(x), book(x))
+    # its named layers resolve (the weights-only method uses them)
+    out = cosine_scores(exact, x[:2], sigmas=[0.0], n_samples=1)
+    assert {name for name, _ in out} == set(exact.layers)

@@ -66,7 +66,7 @@ def test_the_original_network_drops_channels_and_normalises_with_mnist_stats():
     cfg = replication.experiment_config(
         "E2", "original", dataset="fashionmnist", profile="fast", n_train=192, epochs=1
     )
-    assert cfg.arch == "cnn-dropout2d"
+    assert cfg.arch == "cnn-original"
     assert input_normalization(train.make_ensemble(cfg)) == pytest.approx(
         (0.1307, 0.3081)
     )
@@ -137,7 +137,7 @@ def test_experiment_configs_differ_by_the_protocol_only():
     assert (e2.recipe, e2.lr, e2.arch, e2.normalization) == (
         "adam-cyclic",
         1e-2,
-        "cnn-dropout2d",
+        "cnn-original",
         "mnist",
     )
     assert (
