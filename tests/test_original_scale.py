@@ -168,17 +168,31 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
         "attack_settings",
         lambda p: {**real_attacks(p), "steps": 3, "joint_steps": 3, "n_restarts": 4},
     )
+    # the original's joint attack (lr 0.1) and one other setting
+    monkeypatch.setattr(replication, "JOINT_GRID", {"lr": (0.1, 1.0), "steps": (3,)})
     numbers, trainings = reproduce.run_experiment(
         "E1", "original", torch.device("cpu"), progress=False
     )
-    assert set(numbers["attacks"]) >= {
-        "reference",
-        "fooling success",
-        "twin-1 attack flagged",
-        "joint attack",
-        "joint attack, no confidence",
-    }
+    seeds = replication.E1_PAIR_SEEDS
+    for seed in seeds:
+        group = "attacks" if seed == seeds[0] else f"attacks, seed {seed}"
+        assert set(numbers[group]) >= {
+            "reference",
+            "fooling success",
+            "twin-1 attack flagged",
+            "joint attack",
+            "joint attack, no confidence",
+        }
+        # the grid's setting of the original is the pair's own joint attack, redone
+        same = numbers[replication.joint_grid_group(seed, 0.1, 3)]
+        assert same == {k: numbers[group][k] for k in same}
+        assert replication.joint_grid_group(seed, 1.0, 3) in numbers
+    assert [t["name"] for t in trainings] == [
+        replication.e1_pair_name(s) for s in seeds
+    ]
     assert trainings[0]["name"] == "twins" and trainings[0]["seconds"] > 0
+    # three pairs, three initialisations
+    assert len({numbers[f"attacks, seed {s}"]["reference"] for s in seeds[1:]}) == 2
     payload = reproduce.result_payload(
         "E1",
         "original",
@@ -203,6 +217,13 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
         {("E1", "original"): loaded}, "E1 joint attack", "original"
     )
     assert value == numbers["attacks"]["joint attack"]
+    monkeypatch.setattr(replication, "JOINT_GRID", {"lr": (0.1, 1.0), "steps": (3,)})
+    values = replication.original_scale_values(
+        {("E1", "original"): loaded}, "E1 joint attack", "original"
+    )
+    assert len(values) == len(seeds) * 3  # each pair, and its two grid settings
+    grid = replication.joint_grid_table({("E1", "original"): loaded})
+    assert grid.shape == (2, len(seeds)) and not grid.isna().any().any()
 
 
 def test_the_replication_page_judges_a_claim_on_the_larger_run():
@@ -288,3 +309,39 @@ def test_a_chapter_gets_the_verdict_of_the_larger_run_or_none():
     )
     with pytest.raises(ValueError, match="claim"):
         replication.scale_verdict(at_scale, "E2 cifar AUROC")
+
+
+def test_an_e1_claim_at_scale_is_judged_on_its_range_of_pairs_and_settings():
+    """The original's 30% is prose about "various learning rates and attack steps": it
+    is judged on the measurement closest to it, and the verdict gives the range."""
+    seeds = replication.E1_PAIR_SEEDS
+    key, name = "E1 joint attack, no confidence", "joint attack, no confidence"
+    numbers = {
+        ("attacks" if s == seeds[0] else f"attacks, seed {s}"): {
+            name: rate,
+            "fooling success": 1.0,
+        }
+        for s, rate in zip(seeds, (0.09, 0.12, 0.10))
+    }
+    at_scale = {("E1", "original"): {"numbers": numbers}}
+    # three pairs, all far from 30%: not reproduced, with the range
+    text = replication.scale_verdict(at_scale, key)
+    assert text.startswith("not reproduced") and "9% to 12%" in text
+    assert "3 twin pairs" in text
+    # one setting of the grid gets there
+    for s in seeds:
+        for lr in replication.JOINT_GRID["lr"]:
+            for steps in replication.JOINT_GRID["steps"]:
+                numbers[replication.joint_grid_group(s, lr, steps)] = {
+                    name: 0.28 if (s, lr, steps) == (seeds[1], 0.3, 400) else 0.05
+                }
+    text = replication.scale_verdict(at_scale, key)
+    assert text.startswith("reproduced") and "5% to 28%" in text
+    assert "9 settings of the grid" in text
+    # the table still shows the first pair at the original's settings
+    assert replication.original_scale_value(at_scale, key, "original") == 0.09
+    # a claim without a grid: the pairs only
+    assert (
+        replication.original_scale_values(at_scale, "E1 fooling success", "original")
+        == [1.0] * 3
+    )

@@ -77,6 +77,52 @@ def hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
+def e1_numbers(
+    name: str,
+    seed: int,
+    twins: torch.nn.Module,
+    lp_in: torch.Tensor,
+    accuracy: list[float],
+    protocol: str,
+    progress: bool,
+) -> dict[str, dict[str, float]]:
+    """E1's groups for the pair ``name`` of ``seed``
+    (:func:`ood_utils.replication.e1_pair_name`): its attacks, its accuracy and, under
+    the original's protocol, the joint attack's grid."""
+    from ood_utils import replication, scores
+
+    suffix = name[len("twins") :]
+    ref = (
+        scores.original_reference(lp_in, batch_size=1000)
+        if protocol == "original"
+        else scores.reference(scores.twin_score(lp_in))
+    )
+    settings = replication.attack_settings(protocol)
+    out = {
+        f"attacks{suffix}": {
+            "reference": ref,
+            **replication.attack_numbers(twins, ref, progress=progress, **settings),
+        },
+        f"accuracy{suffix}": {f"twin {i + 1}": a for i, a in enumerate(accuracy)},
+    }
+    if protocol == "original":
+        grid = replication.joint_grid_numbers(
+            twins,
+            ref,
+            settings["conditions"],
+            n_restarts=settings["n_restarts"],
+            seed=settings["seed"],
+            progress=progress,
+        )
+        out.update(
+            {
+                replication.joint_grid_group(seed, lr, steps): v
+                for (lr, steps), v in grid.items()
+            }
+        )
+    return out
+
+
 def run_experiment(
     experiment: str, protocol: str, device: torch.device, progress: bool = True
 ) -> tuple[dict, list[dict]]:
@@ -114,17 +160,9 @@ def run_experiment(
             ens, tests[cfg.dataset].images, tests[cfg.dataset].labels
         )
         if experiment == "E1":
-            ref = (
-                scores.original_reference(lp_in, batch_size=1000)
-                if protocol == "original"
-                else scores.reference(scores.twin_score(lp_in))
+            numbers.update(
+                e1_numbers(name, cfg.seed, ens, lp_in, accuracy, protocol, progress)
             )
-            settings = replication.attack_settings(protocol)
-            numbers["attacks"] = {
-                "reference": ref,
-                **replication.attack_numbers(ens, ref, progress=progress, **settings),
-            }
-            numbers["accuracy"] = {f"twin {i + 1}": a for i, a in enumerate(accuracy)}
             continue
         lp_out = predict_log_probs(ens, tests[other].images)
         rule = scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
