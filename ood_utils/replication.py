@@ -998,9 +998,11 @@ DATASETS = ("mnist", "fashionmnist")
 
 
 #: E1's twin pairs (their :class:`TrainConfig` seeds) under the original's protocol,
-#: where its attack claims are judged: one pair's rate is not the pair-to-pair range.
-#: The book's protocol trains the first only.
-E1_PAIR_SEEDS = (0, 10, 20)
+#: where its attack claims are judged: one pair's rate is not the pair-to-pair range,
+#: so the judgement takes the range over the pairs and the grid. The book's protocol
+#: trains the first only. One pair so far: each more costs about 18 minutes of
+#: training on 2 CPU cores (seeds 10 and 20 are next).
+E1_PAIR_SEEDS: tuple[int, ...] = (0,)
 #: The joint attack's grid around the original's 200 steps at lr 0.1, which it says it
 #: varied ("with various learning rates and attack steps", markdown cell 29).
 JOINT_GRID = {"lr": (0.03, 0.1, 0.3), "steps": (100, 200, 400)}
@@ -1360,8 +1362,9 @@ def pair_and_grid(n: int) -> str:
     per_pair = n // pairs - 1
     if n % pairs or per_pair < 0:
         return f"{n} measurements"
-    grid = f" and {per_pair} settings of the grid on each" if per_pair else ""
-    return f"{pairs} twin pairs{grid}"
+    each = "on each" if pairs > 1 else "on it"
+    grid = f" and {per_pair} settings of the grid {each}" if per_pair else ""
+    return (f"{pairs} twin pairs" if pairs > 1 else "one twin pair") + grid
 
 
 def original_scale_table(
