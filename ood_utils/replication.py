@@ -1008,12 +1008,12 @@ E1_PAIR_SEEDS: tuple[int, ...] = (0,)
 JOINT_GRID = {"lr": (0.03, 0.1, 0.3), "steps": (100, 200, 400)}
 
 
-def e1_pair_name(seed: int) -> str:
-    """The training name of E1's pair of ``seed``: ``"twins"`` for the first,
-    ``"twins, seed 10"`` for the others; its numbers are the groups ``"attacks"`` and
-    ``"accuracy"`` (``"attacks, seed 10"``, ...) and the grid's ``"joint grid, seed 0,
-    lr 0.1, 200 steps"``."""
-    return "twins" if seed == E1_PAIR_SEEDS[0] else f"twins, seed {seed}"
+def e1_pair_name(seed: int, kind: str = "twins") -> str:
+    """The names of E1's pair of ``seed``: its training (``kind="twins"``), and the
+    groups of its numbers (``"attacks"``, ``"accuracy"``): ``"twins"`` for the first
+    pair, ``"twins, seed 10"`` for the others. Its grid's groups are
+    :func:`joint_grid_group`'s."""
+    return kind if seed == E1_PAIR_SEEDS[0] else f"{kind}, seed {seed}"
 
 
 def joint_grid_group(seed: int, lr: float, steps: int) -> str:
@@ -1299,10 +1299,7 @@ def original_scale_values(
     if experiment != "E1" or payload is None or rest == "reference":
         return [] if value is None else [value]
     numbers = payload["numbers"]
-    groups = [
-        "attacks" if seed == E1_PAIR_SEEDS[0] else f"attacks, seed {seed}"
-        for seed in E1_PAIR_SEEDS
-    ]
+    groups = [e1_pair_name(seed, "attacks") for seed in E1_PAIR_SEEDS]
     if rest.startswith("joint attack"):
         groups += [
             joint_grid_group(seed, lr, steps)

@@ -175,7 +175,7 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     )
     seeds = replication.E1_PAIR_SEEDS
     for seed in seeds:
-        group = "attacks" if seed == seeds[0] else f"attacks, seed {seed}"
+        group = replication.e1_pair_name(seed, "attacks")
         assert set(numbers[group]) >= {
             "reference",
             "fooling success",
@@ -192,7 +192,7 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     ]
     assert trainings[0]["name"] == "twins" and trainings[0]["seconds"] > 0
     # a pair per seed, each its own initialisation
-    groups = ["attacks"] + [f"attacks, seed {s}" for s in seeds[1:]]
+    groups = [replication.e1_pair_name(s, "attacks") for s in seeds]
     assert len({numbers[g]["reference"] for g in groups}) == len(seeds)
     payload = reproduce.result_payload(
         "E1",
@@ -321,7 +321,7 @@ def test_an_e1_claim_at_scale_is_judged_on_its_range_of_pairs_and_settings(
     seeds = replication.E1_PAIR_SEEDS
     key, name = "E1 joint attack, no confidence", "joint attack, no confidence"
     numbers = {
-        ("attacks" if s == seeds[0] else f"attacks, seed {s}"): {
+        replication.e1_pair_name(s, "attacks"): {
             name: rate,
             "fooling success": 1.0,
         }

@@ -78,7 +78,6 @@ def hardware(device: torch.device) -> str:
 
 
 def e1_numbers(
-    name: str,
     seed: int,
     twins: torch.nn.Module,
     lp_in: torch.Tensor,
@@ -86,12 +85,11 @@ def e1_numbers(
     protocol: str,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
-    """E1's groups for the pair ``name`` of ``seed``
-    (:func:`ood_utils.replication.e1_pair_name`): its attacks, its accuracy and, under
-    the original's protocol, the joint attack's grid."""
+    """E1's groups for its pair of ``seed`` (``replication.e1_pair_name``): its
+    attacks, its accuracy and, under the original's protocol, the joint attack's
+    grid."""
     from ood_utils import replication, scores
 
-    suffix = name[len("twins") :]
     ref = (
         scores.original_reference(lp_in, batch_size=1000)
         if protocol == "original"
@@ -99,11 +97,13 @@ def e1_numbers(
     )
     settings = replication.attack_settings(protocol)
     out = {
-        f"attacks{suffix}": {
+        replication.e1_pair_name(seed, "attacks"): {
             "reference": ref,
             **replication.attack_numbers(twins, ref, progress=progress, **settings),
         },
-        f"accuracy{suffix}": {f"twin {i + 1}": a for i, a in enumerate(accuracy)},
+        replication.e1_pair_name(seed, "accuracy"): {
+            f"twin {i + 1}": a for i, a in enumerate(accuracy)
+        },
     }
     if protocol == "original":
         grid = replication.joint_grid_numbers(
@@ -161,7 +161,7 @@ def run_experiment(
         )
         if experiment == "E1":
             numbers.update(
-                e1_numbers(name, cfg.seed, ens, lp_in, accuracy, protocol, progress)
+                e1_numbers(cfg.seed, ens, lp_in, accuracy, protocol, progress)
             )
             continue
         lp_out = predict_log_probs(ens, tests[other].images)
