@@ -47,9 +47,17 @@ def test_the_spec_hash_follows_what_is_trained_and_measured():
         and cfgs["mnist"].recipe == "adam-cyclic"
     )
     assert replication.experiment_trainings("E3", "original")["mnist"].shared_module
-    e4 = replication.experiment_trainings("E4", "original")
-    # a separate ensemble per N
-    assert len(e4) == 6 and len({c.seed for c in e4.values()}) == 3
+    # one ensemble of 8 per dataset, read as N = 2, 4, 8, under both protocols
+    for protocol in replication.PROTOCOLS:
+        e4 = replication.experiment_trainings("E4", protocol)
+        assert {c.n_members for c in e4.values()} == {8} and set(e4) == {
+            "mnist",
+            "fashionmnist",
+        }
+    assert e4["mnist"].recipe == "adadelta"  # the book's
+    original = replication.experiment_trainings("E4", "original")
+    assert original["fashionmnist"].normalization == "mnist"
+    assert original["mnist"].recipe == "adam-cyclic"
 
 
 def _payload(tmp_path: Path, **changes: object) -> Path:
@@ -225,6 +233,54 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     assert len(values) == len(seeds) * 3  # each pair, and its two grid settings
     grid = replication.joint_grid_table({("E1", "original"): loaded})
     assert grid.shape == (2, len(seeds)) and not grid.isna().any().any()
+
+
+@needs_data
+def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
+    tmp_path, monkeypatch
+):
+    """E4: one ensemble of 8 per dataset, cached a pair at a time (an interruption
+    loses one pair at most), read as N = 2, 4 and 8."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reproduce
+
+    from ood_utils import data, train
+
+    monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
+    real_load = data.load
+    monkeypatch.setattr(  # 500 test images, not 10,000
+        data,
+        "load",
+        lambda name, split="train", n=None, **kw: real_load(
+            name, split, 500 if split == "test" else n, **kw
+        ),
+    )
+    real = replication.experiment_trainings
+    monkeypatch.setattr(
+        replication,
+        "experiment_trainings",
+        lambda e, p: {
+            k: dataclasses.replace(v, n_train=128, epochs=1)
+            for k, v in real(e, p).items()
+            if k == "mnist"
+        },
+    )
+    asked = []
+    real_get = train.get_ensemble
+    monkeypatch.setattr(
+        train,
+        "get_ensemble",
+        lambda cfg, *a, **k: asked.append(cfg.n_members) or real_get(cfg, *a, **k),
+    )
+    numbers, trainings = reproduce.run_experiment(
+        "E4", "original", torch.device("cpu"), progress=False
+    )
+    assert asked == [2, 4, 6, 8] and [t["name"] for t in trainings] == ["mnist"]
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 8
+    assert set(numbers) == {"mnist N=2", "mnist N=4", "mnist N=8"}
+    assert all(0 <= numbers[g]["AUROC"] <= 1 for g in numbers)
+    # the first N of the 8: N = 2 is scored on members 0 and 1 only
+    assert numbers["mnist N=2"]["reference"] != numbers["mnist N=8"]["reference"]
 
 
 def test_the_replication_page_judges_a_claim_on_the_larger_run():
