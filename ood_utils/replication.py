@@ -677,6 +677,19 @@ def main_cause(
     return str(table.loc[row, "change"]), float(deltas[row])
 
 
+def step_effect(table: pd.DataFrame, change: str, metric: str) -> float:
+    """How much the row ``change`` of a :func:`ladder` table moves ``metric`` from the
+    row before it (a row without a value compares with the last row that had one)."""
+    rows = [i for i, c in enumerate(table["change"]) if c == change]
+    if len(rows) != 1 or rows[0] == 0:
+        raise ValueError(
+            f"the ladder has {len(rows)} steps named {change!r}; its steps: "
+            f"{list(table['change'].iloc[1:])}"
+        )
+    values = table[metric].astype(float).ffill()
+    return float(values.iloc[rows[0]] - values.iloc[rows[0] - 1])
+
+
 def ladder_causes(
     table: pd.DataFrame, metric: str, fmt: str = "{:+.3g}"
 ) -> tuple[str, str]:

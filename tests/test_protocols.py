@@ -365,6 +365,25 @@ def test_a_ladder_changes_one_factor_per_row_cumulatively():
     )
     with pytest.raises(ValueError, match="besides those of kind"):
         replication.main_cause(budget.iloc[:2], "value", skip_kinds=("scale",))
+    # one named step's own effect
+    assert replication.step_effect(table, "b to 5", "value") == 5.0
+    assert replication.step_effect(gap, "b to 5", "value") == -8.0
+    with pytest.raises(ValueError, match="steps named"):
+        replication.step_effect(table, "the original's protocol", "value")
+
+
+def test_the_original_protocol_uses_the_original_network_and_ladders_reach_the_books():
+    """The original's network (no ReLU after conv2, channel dropout) is the original
+    protocol's in every CNN experiment, and one named step takes a ladder to the
+    book's CNN."""
+    for experiment in ("E1", "E2", "E3", "E4"):
+        assert (
+            replication.protocol_factors(experiment, "original")["network"]
+            == "cnn-original"
+        )
+        assert replication.protocol_factors(experiment, "book")["network"] == "cnn"
+    start, steps, end = replication.e2_ladder("fashionmnist")
+    assert replication.NETWORK_STEP in steps and end["network"] == "cnn"
 
 
 def test_verdicts_name_what_reproduces_and_why():
