@@ -585,6 +585,132 @@ def ladder(
     return pd.DataFrame(rows).set_index("row")
 
 
+def one_at_a_time(
+    start: Mapping[str, object],
+    steps: Sequence[Step],
+    measure: Callable[[dict[str, object]], Mapping[str, float]],
+) -> pd.DataFrame:
+    """Measure ``start``, then each step of ``steps`` applied to ``start`` alone (not on
+    top of the steps before it, as :func:`ladder` does): what each factor does by
+    itself. The same columns as :func:`ladder`'s table."""
+    rows = [
+        {
+            "row": 0,
+            "change": "the original's protocol",
+            "kind": "",
+            **measure(dict(start)),
+        }
+    ]
+    for i, step in enumerate(steps, 1):
+        unknown = set(step.settings) - set(start)
+        if unknown:
+            raise ValueError(
+                f"step {step.change!r} sets unknown factors {sorted(unknown)}"
+            )
+        rows.append(
+            {
+                "row": i,
+                "change": step.change,
+                "kind": step.kind,
+                **measure({**start, **step.settings}),
+            }
+        )
+    return pd.DataFrame(rows).set_index("row")
+
+
+def e1_joint_walk(
+    book_steps: int | None = None,
+) -> tuple[dict[str, object], list[Step], dict[str, object]]:
+    """The joint attack's walk from the original's to the book's on fixed twins:
+    ``(start, steps, end)`` for :func:`ladder` over the attack's conditions, learning
+    rate and steps, and the reference, from :func:`attack_settings` (``book_steps``
+    overrides the book's steps: a chapter's profile). Chapter 4 adds the twins' network
+    and training budget; at the original's scale ``tools/reproduce.py`` runs it on E1's
+    first pair, cumulatively and each step alone."""
+    orig, book = attack_settings("original"), attack_settings("book")
+    book_steps = int(book["joint_steps"]) if book_steps is None else book_steps
+    start = {
+        "reference": "mean-symmetric",
+        **attack_factors(
+            orig["conditions"],
+            steps=orig["joint_steps"],
+            lr=orig["joint_lr"],
+            joint=True,
+        ),
+    }
+    steps = [
+        Step(
+            "dropout off while attacking and judging", "correction", {"dropout": "off"}
+        ),
+        Step("judged on the final image", "correction", {"judge": "final"}),
+        Step("noise drawn in pixel space [0, 1]", "choice", {"start": "pixel"}),
+        Step("pixels clamped to [0, 1]", "correction", {"clamp": True}),
+        Step("squared distance of probabilities", "choice", {"distance": "prob-sq"}),
+        Step(
+            "reference: the mean twin score", "correction", {"reference": "mean-score"}
+        ),
+        Step(f"learning rate {book['joint_lr']:g}", "choice", {"lr": book["joint_lr"]}),
+        Step("stop each restart at its first success", "choice", {"stop": "early"}),
+        Step(f"up to {book_steps} steps", "choice", {"steps": book_steps}),
+    ]
+    end = {
+        "reference": "mean-score",
+        **attack_factors(
+            book["conditions"], steps=book_steps, lr=book["joint_lr"], joint=True
+        ),
+    }
+    return start, steps, end
+
+
+def joint_rates(
+    twins: Ensemble,
+    references: Mapping[str, float],
+    factors: Mapping[str, object],
+    n_restarts: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, float]:
+    """The joint attack of ``factors`` (:func:`e1_joint_walk`'s) on ``twins``:
+    ``{"joint attack": share, "joint attack, no confidence": share}``, the detector's
+    threshold 10 times ``references[factors["reference"]]``.
+
+    With a fixed number of steps one trajectory is judged both ways; with an early stop
+    each rule stops its own run."""
+    threshold = 10 * references[str(factors["reference"])]
+    conditions = attack_conditions(factors)
+    args = dict(
+        n_restarts=n_restarts,
+        steps=int(factors["steps"]),
+        lr=float(factors["lr"]),
+        seed=seed,
+        progress=progress,
+        conditions=conditions,
+    )
+    fixed, runs, out = conditions.stop == "fixed", {}, {}
+    for name, confidence in (
+        ("joint attack", 0.8),
+        ("joint attack, no confidence", None),
+    ):
+        key = None if fixed else confidence
+        if key not in runs:
+            runs[key] = attacks.joint_attack(
+                twins, math.inf if fixed else threshold, confidence=key, **args
+            )
+        passed = attacks.passes_detector(runs[key].log_probs, threshold, confidence)
+        out[name] = float(passed.double().mean())
+    return out
+
+
+#: The kinds of E1 ladder ``tools/reproduce.py`` runs at the original's scale.
+SCALE_LADDERS = ("joint ladder", "joint alone")
+
+
+def scale_ladder_group(kind: str, change: str) -> str:
+    """The group of one row of an E1 ladder at the original's scale
+    (:data:`SCALE_LADDERS`)."""
+    return f"{kind}: {change}"
+
+
 def e2_ladder(
     dataset: str = "mnist", n_members: int = 2
 ) -> tuple[dict[str, object], list[Step], dict[str, object]]:
@@ -649,7 +775,10 @@ def e2_ladder(
 
 
 def main_cause(
-    table: pd.DataFrame, metric: str, skip_kinds: Sequence[str] = ()
+    table: pd.DataFrame,
+    metric: str,
+    skip_kinds: Sequence[str] = (),
+    against: str = "previous",
 ) -> tuple[str, float]:
     """The row of a :func:`ladder` table that moves ``metric`` most: ``(change,
     difference)``.
@@ -657,7 +786,10 @@ def main_cause(
     Rows where ``metric`` is undefined (NaN) are skipped, and so are the steps of a kind
     in ``skip_kinds`` (their difference is still measured from the row before them).
     With ``skip_kinds=("scale",)`` the cause is one that remains when both protocols
-    train alike, as they do at the original's scale."""
+    train alike, as they do at the original's scale. ``against="first"`` compares every
+    row with row 0 instead of the row before it: for :func:`one_at_a_time`'s tables."""
+    if against not in ("previous", "first"):
+        raise ValueError(f"against must be 'previous' or 'first', got {against!r}")
     if metric not in table:
         raise ValueError(
             f"no metric {metric!r} in the ladder; it has {list(table.columns[2:])}"
@@ -665,7 +797,8 @@ def main_cause(
     values = table[metric].astype(float)
     # a row without a value (a reference of 0 cannot flag) is skipped: the next row is
     # compared with the last row that had one
-    deltas = (values - values.ffill().shift()).iloc[1:]
+    before = values.ffill().shift() if against == "previous" else values.iloc[0]
+    deltas = (values - before).iloc[1:]
     if skip_kinds:
         deltas = deltas[~table["kind"].iloc[1:].isin(list(skip_kinds))]
     if deltas.empty or deltas.isna().all():
@@ -1121,6 +1254,11 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
         }
         if protocol == "original":
             spec["joint attack grid"] = {k: list(v) for k, v in JOINT_GRID.items()}
+            _, walk, _ = e1_joint_walk()
+            spec["joint ladder at scale"] = {
+                "kinds": list(SCALE_LADDERS),
+                "steps": [dataclasses.asdict(step) for step in walk],
+            }
         spec["reference"] = (
             "mean symmetric KL, batches of 1,000"
             if protocol == "original"
@@ -1286,6 +1424,46 @@ def original_scale_value(
     return row.get(metric)
 
 
+def scale_ladder(
+    results: Mapping[tuple[str, str], Mapping[str, object]], kind: str = "joint ladder"
+) -> pd.DataFrame | None:
+    """An E1 ladder run at the original's scale (``"joint ladder"``: cumulative,
+    ``"joint alone"``: each step alone), as a :func:`ladder` table; ``None`` without it.
+
+    The cumulative one ends on the original's twins under the book's attack; where the
+    book's protocol ran at that scale too, a last row ``"the book's twins (network and
+    training)"`` carries its numbers, the one step no attack can take."""
+    if kind not in SCALE_LADDERS:
+        raise ValueError(f"unknown ladder {kind!r}: expected one of {SCALE_LADDERS}")
+    payload = results.get(("E1", "original"))
+    if payload is None:
+        return None
+    numbers = payload["numbers"]
+    start, steps, _ = e1_joint_walk()
+    changes = [("the original's protocol", "")] + [(s.change, s.kind) for s in steps]
+    rows = []
+    for change, step_kind in changes:
+        group = numbers.get(scale_ladder_group(kind, change))
+        if group is None:
+            return None
+        rows.append({"change": change, "kind": step_kind, **group})
+    book = results.get(("E1", "book"))
+    if kind == "joint ladder" and book is not None:
+        attacks_book = book["numbers"].get("attacks", {})
+        rows.append(
+            {
+                "change": "the book's twins (network and training)",
+                "kind": "choice",
+                **{
+                    m: attacks_book.get(m)
+                    for m in rows[0]
+                    if m not in ("change", "kind")
+                },
+            }
+        )
+    return pd.DataFrame(rows).rename_axis("row")
+
+
 def original_scale_values(
     results: Mapping[tuple[str, str], Mapping[str, object]], key: str, protocol: str
 ) -> list[float]:
@@ -1325,10 +1503,11 @@ def scale_verdict(
     own scale's verdict).
 
     ``cause``: what the verdict names if the claim is reproduced only under the
-    original's protocol: the largest step besides the training budget of a ladder run at
-    a smaller scale (no ladder runs at the original's scale), whose it is ``ladder``
-    says (``"this build's"``, ``"this chapter's"``) and at which scale it ran
-    ``ladder_scale`` (e.g. ``"4,000 images, 2 epochs"``: :func:`scale_of`)."""
+    original's protocol. The joint attack's claims take it from the ladder run at the
+    original's scale (:func:`scale_ladder`) where there is one. Otherwise it is the
+    largest step besides the training budget of a ladder run at a smaller scale, whose
+    it is ``ladder`` says (``"this build's"``, ``"this chapter's"``) and at which scale
+    it ran ``ladder_scale`` (e.g. ``"4,000 images, 2 epochs"``: :func:`scale_of`)."""
     values = {p: original_scale_value(results, key, p) for p in PROTOCOLS}
     if values["original"] is None and values["book"] is None:
         return None
@@ -1342,7 +1521,14 @@ def scale_verdict(
             f"original's protocol, {pair_and_grid(len(spread))}: "
             f"{min(spread):.0%} to {max(spread):.0%})"
         )
-    if cause:
+    at_scale = scale_ladder(results) if key.startswith("E1 joint attack") else None
+    if at_scale is not None:
+        change, delta = main_cause(at_scale, key.split(" ", 1)[1])
+        cause = (
+            f"{change} ({delta:+.0%}; the ladder at the original's scale, on E1's "
+            "first pair, its largest step)"
+        )
+    elif cause:
         where = f", run at {ladder_scale}" if ladder_scale else ""
         cause += (
             f" ({ladder} ladder{where}, its largest step besides the training budget; "

@@ -174,7 +174,12 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     monkeypatch.setattr(
         replication,
         "attack_settings",
-        lambda p: {**real_attacks(p), "steps": 3, "joint_steps": 3, "n_restarts": 4},
+        lambda p: {
+            **real_attacks(p),
+            "steps": 3,
+            "joint_steps": 3 if p == "original" else 4,
+            "n_restarts": 4,
+        },
     )
     # the original's joint attack (lr 0.1) and one other setting
     monkeypatch.setattr(replication, "JOINT_GRID", {"lr": (0.1, 1.0), "steps": (3,)})
@@ -195,6 +200,17 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
         same = numbers[replication.joint_grid_group(seed, 0.1, 3)]
         assert same == {k: numbers[group][k] for k in same}
         assert replication.joint_grid_group(seed, 1.0, 3) in numbers
+    # the ladder at scale starts from the pair's own joint attack and walks to the
+    # book's, cumulatively and each step alone
+    loaded_like = {("E1", "original"): {"numbers": numbers}}
+    for kind in replication.SCALE_LADDERS:
+        table = replication.scale_ladder(loaded_like, kind)
+        assert (
+            table is not None and table["change"].iloc[0] == "the original's protocol"
+        )
+        for metric in ("joint attack", "joint attack, no confidence"):
+            assert table[metric].iloc[0] == numbers["attacks"][metric]
+    assert len(replication.scale_ladder(loaded_like)) == 10
     assert [t["name"] for t in trainings] == [
         replication.e1_pair_name(s) for s in seeds
     ]

@@ -365,6 +365,16 @@ def test_a_ladder_changes_one_factor_per_row_cumulatively():
     )
     with pytest.raises(ValueError, match="besides those of kind"):
         replication.main_cause(budget.iloc[:2], "value", skip_kinds=("scale",))
+    # each step alone: every row against the first
+    alone = replication.one_at_a_time(
+        {"a": 1, "b": 0}, steps, lambda f: {"value": 10 * f["a"] + f["b"]}
+    )
+    assert alone["value"].tolist() == [10, 20, 15]
+    assert replication.main_cause(alone, "value", against="first") == ("a to 2", 10.0)
+    assert replication.main_cause(alone.iloc[[0, 2]], "value", against="first") == (
+        "b to 5",
+        5.0,
+    )
     # one named step's own effect
     assert replication.step_effect(table, "b to 5", "value") == 5.0
     assert replication.step_effect(gap, "b to 5", "value") == -8.0

@@ -121,7 +121,51 @@ def e1_numbers(
                 for (lr, steps), v in grid.items()
             }
         )
+        if seed == replication.E1_PAIR_SEEDS[0]:
+            out.update(e1_scale_ladders(twins, lp_in, ref, settings, progress))
     return out
+
+
+def e1_scale_ladders(
+    twins: torch.nn.Module,
+    lp_in: torch.Tensor,
+    reference: float,
+    settings: dict,
+    progress: bool,
+) -> dict[str, dict[str, float]]:
+    """The joint attack's walk to the book's attack on these twins
+    (``replication.e1_joint_walk``), cumulative and each step alone, one group per
+    row."""
+    import functools
+
+    from ood_utils import replication, scores
+
+    refs = {
+        "mean-symmetric": reference,
+        "mean-score": scores.reference(scores.twin_score(lp_in)),
+    }
+
+    @functools.cache
+    def measure_items(items: tuple) -> dict[str, float]:
+        return replication.joint_rates(
+            twins, refs, dict(items), settings["n_restarts"], settings["seed"]
+        )
+
+    def measure(factors: dict) -> dict[str, float]:
+        return measure_items(tuple(sorted(factors.items())))
+
+    start, steps, end = replication.e1_joint_walk()
+    tables = {
+        "joint ladder": replication.ladder(start, steps, measure, end, progress),
+        "joint alone": replication.one_at_a_time(start, steps, measure),
+    }
+    return {
+        replication.scale_ladder_group(kind, row["change"]): {
+            k: v for k, v in row.items() if k not in ("change", "kind")
+        }
+        for kind, table in tables.items()
+        for _, row in table.iterrows()
+    }
 
 
 def run_experiment(
