@@ -127,3 +127,16 @@ def test_site_builds_strictly(book):
     # index.html only redirects here
     landing = ROOT / "_build" / "html" / "book" / "intro.html"
     assert f"ood-utils {build_book.package_version()}" in landing.read_text()
+
+
+@pytest.mark.notebooks
+def test_no_progress_bar_is_frozen_into_a_page(book):
+    """tqdm's bars (``42%|####  | 21/50``) belong to live runs: the built pages have
+    none."""
+    import re
+
+    bar = re.compile(r"\d+%\|.*?\| *\d+/\d+")
+    pages = sorted((ROOT / "_build" / "html" / "notebooks").glob("*.html"))
+    assert pages
+    frozen = [p.name for p in pages if bar.search(p.read_text())]
+    assert not frozen, f"progress bars in {frozen}"

@@ -160,7 +160,8 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     t0 = time.perf_counter()
     error = None
     try:
-        run(plan, path.parent, timeout)
+        # no progress bar is frozen into a page: tqdm's bars stay for live runs only
+        run(plan, path.parent, timeout, env={"TQDM_DISABLE": "1"})
     # the report says which cell failed; the build fails at the end
     except Exception as err:
         error = f"{type(err).__name__}: {str(err)[-3000:]}"
