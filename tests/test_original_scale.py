@@ -299,6 +299,60 @@ def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
     assert numbers["mnist N=2"]["reference"] != numbers["mnist N=8"]["reference"]
 
 
+def test_reproduce_e5_scores_chapter_11s_texts_at_the_original_depth(
+    tmp_path, monkeypatch
+):
+    """E5 end to end on a tiny model: the two ratios of the original's figures, the
+    per-language table and the training loss, in a file the chapters can read."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reproduce
+
+    from ood_utils import text
+
+    monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = text.TextConfig(
+        context=32, d_model=32, n_layers=1, n_heads=2, steps=20, batch_size=4
+    )
+    monkeypatch.setattr(replication, "e5_config", lambda: tiny)
+    monkeypatch.setattr(replication, "E5_CHARS", 3000)
+    numbers, trainings = reproduce.run_experiment(
+        "E5", "original", torch.device("cpu"), progress=False
+    )
+    assert set(numbers["ratios"]) >= {
+        "French / training text",
+        "English test / training text",
+    }
+    assert numbers["French: Madame Bovary"]["AUROC twin score"] is not None
+    assert numbers["English: Alice"]["AUROC twin score"] is None  # English: no AUROC
+    assert list(numbers["training loss"]) == ["step 0"]  # 20 steps: one record
+    payload = reproduce.result_payload(
+        "E5",
+        "original",
+        numbers,
+        trainings,
+        "c0ffee",
+        False,
+        False,
+        torch.device("cpu"),
+        1.0,
+    )
+    path = replication.result_path("E5", "original", tmp_path)
+    reproduce.write_result(path, payload)
+    loaded = replication.load_results(tmp_path)
+    assert not loaded["E5", "original"]["stale"]
+    value = replication.original_scale_value(
+        loaded, "E5 French / training text", "original"
+    )
+    assert value == numbers["ratios"]["French / training text"]
+    monkeypatch.undo()
+    assert replication.load_result(path)["stale"]  # not the real depth
+    with pytest.raises(ValueError, match="unknown experiment or protocol"):
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        (bad / "E5-book.json").write_text(json.dumps({**payload, "protocol": "book"}))
+        replication.load_result(bad / "E5-book.json")
+
+
 def test_the_replication_page_judges_a_claim_on_the_larger_run():
     chapters = {
         "05_mnist_fashion": {

@@ -168,6 +168,49 @@ def e1_scale_ladders(
     }
 
 
+def e5_numbers(run: object, progress: bool) -> tuple[dict, list[dict]]:
+    """E5 at the original's depth: the text twins of ``replication.e5_config()`` on
+    chapter 11's texts. Groups: ``ratios`` (the two numbers of the original's figures),
+    one per text (chapter 11's per-language table) and ``training loss`` (each 50
+    steps, per member)."""
+    import math
+
+    from ood_utils import languages, replication, text
+
+    cfg = replication.e5_config()
+    twins, corpus, history = text.get_text_twins(cfg, run, progress=progress)
+    texts, _ = languages.load_texts(corpus, replication.E5_CHARS, root=run.data_root)
+    scored = languages.score_texts(twins, corpus.tokenizer, texts)
+    table, k95 = languages.language_table(scored)
+    ratios = languages.e5_ratios(scored)
+    numbers = {
+        "ratios": {
+            **{k.removeprefix("E5 "): v for k, v in ratios.items()},
+            "95th percentile / reference": k95,
+        },
+        **{
+            label: {
+                k: None if isinstance(v, float) and math.isnan(v) else float(v)
+                for k, v in row.items()
+                if k != "group"
+            }
+            for label, row in table.iterrows()
+        },
+        "training loss": {
+            f"step {50 * i}": loss / cfg.n_members
+            for i, loss in enumerate(history.losses)
+        },
+    }
+    trainings = [
+        {
+            "name": "text twins",
+            "seconds": round(history.seconds, 1),
+            "device": history.device,
+        }
+    ]
+    return numbers, trainings
+
+
 def run_experiment(
     experiment: str, protocol: str, device: torch.device, progress: bool = True
 ) -> tuple[dict, list[dict]]:
@@ -184,6 +227,8 @@ def run_experiment(
     from ood_utils.run import from_environment
 
     run = from_environment("reproduce", device=device)
+    if experiment == "E5":
+        return e5_numbers(run, progress)
     trainings, numbers = [], {}
     tests = {
         ds: data.load(ds, "test", root=run.data_root) for ds in replication.DATASETS
@@ -337,10 +382,11 @@ def main() -> int:
     from ood_utils.run import from_environment
 
     experiments = args.only or list(CPU_EXPERIMENTS)
-    unknown = [e for e in experiments if e not in replication.EXPERIMENTS]
+    unknown = [e for e in experiments if e not in replication.SCALE_EXPERIMENTS]
     if unknown:
         parser.error(
-            f"unknown experiments {unknown}: choose from {replication.EXPERIMENTS}"
+            f"unknown experiments {unknown}: choose from "
+            f"{replication.SCALE_EXPERIMENTS}"
         )
     protocols = (
         list(replication.PROTOCOLS) if args.protocol == "both" else [args.protocol]
@@ -354,13 +400,18 @@ def main() -> int:
     device = from_environment(
         "reproduce", **({"device": args.device} if args.device else {})
     ).device
-    todo = [
+    asked = [
         (e, p)
         for e in experiments
         for p in protocols
+        if p in replication.SCALE_PROTOCOLS[e]
+    ]
+    todo = [
+        (e, p)
+        for e, p in asked
         if args.force or not replication.result_path(e, p, args.out).exists()
     ]
-    skipped = len(experiments) * len(protocols) - len(todo)
+    skipped = len(asked) - len(todo)
     print(
         f"{len(todo)} to run, {skipped} already done (--force reruns them); device "
         f"{device}, commit {commit[:7]}{' (dirty)' if dirty else ''}",
