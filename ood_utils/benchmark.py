@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import attacks, data, metrics, train
-from .detectors import Outputs, forward_outputs, score
+from .detectors import Outputs, TwinDetector, forward_outputs, score
 from .models import Ensemble
 from .profiles import Profile
 from .run import Run
@@ -161,3 +161,91 @@ def evaluate(
                 }
             )
     return pd.DataFrame(rows), all_scores
+
+
+# --- the contestants of chapter 9, and how the twins rank among them
+# ----------------------------------------------
+
+
+def make_detectors(
+    twins: Ensemble, train_set: data.ImageData, mc_samples: int
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Every method of chapter 9 for ``twins``; member 0 is "the model".
+
+    Mahalanobis and KNN are fitted on the penultimate features ``(n_train, D)`` of the
+    model's own training images; ODIN keeps ``pytorch-ood``'s defaults; MC dropout
+    averages the softmax of ``mc_samples`` passes with dropout on. The ensemble scores
+    and the twin score use both members. Names and costs: :func:`detector_needs`."""
+    from pytorch_ood.detector import (
+        KNN,
+        MCD,
+        ODIN,
+        EnergyBased,
+        Entropy,
+        Mahalanobis,
+        MaxLogit,
+        MaxSoftmax,
+    )
+
+    model = twins[0]
+    feats = forward_outputs(Ensemble([model]), train_set.images).features[0]
+    return {
+        "MSP": MaxSoftmax(model),
+        "MaxLogit": MaxLogit(model),
+        "Energy": EnergyBased(model),
+        "Entropy": Entropy(model),
+        "ODIN": ODIN(model),
+        "Mahalanobis": Mahalanobis(model.features).fit_features(
+            feats, train_set.labels
+        ),
+        "KNN (k=50)": KNN(model.features, k=50).fit_features(feats, train_set.labels),
+        "MC dropout": MCD(model, samples=mc_samples, mode="mean"),
+        "ensemble entropy": TwinDetector(twins, score="entropy_of_mean"),
+        "mutual information": TwinDetector(twins, score="mutual_information"),
+        "twin max-KL": TwinDetector(twins, score="twin"),
+    }
+
+
+def detector_needs(mc_samples: int) -> dict[str, tuple[str, str]]:
+    """Each method of :func:`make_detectors`: ``(implementation, what it needs)``."""
+    return {
+        "MSP": ("pytorch-ood", "the model only"),
+        "MaxLogit": ("pytorch-ood", "the model only"),
+        "Energy": ("pytorch-ood", "the model only"),
+        "Entropy": ("pytorch-ood", "the model only"),
+        "ODIN": ("pytorch-ood", "1 backward + 2 forward passes; T and eps"),
+        "Mahalanobis": ("pytorch-ood", "ID training data with labels"),
+        "KNN (k=50)": ("pytorch-ood", "ID training data (features); k"),
+        "MC dropout": (
+            "pytorch-ood",
+            f"dropout in training; {mc_samples} forward passes",
+        ),
+        "ensemble entropy": ("ood_utils", "a second trained network"),
+        "mutual information": ("ood_utils", "a second trained network"),
+        "twin max-KL": (
+            "ood_utils",
+            "a second network trained jointly; ID data for the 10x rule",
+        ),
+    }
+
+
+def wins_and_losses(long: pd.DataFrame, method: str = "twin max-KL") -> pd.DataFrame:
+    """How ``method`` ranks in each (direction, OOD set) case of ``long`` (rows
+    ``method``, ``OOD set``, ``direction``, ``AUROC``): its AUROC, MSP's, the best
+    method and its AUROC, and ``method``'s rank (1 = best), indexed by (direction, OOD
+    set)."""
+    rows = []
+    for (direction, ood_set), g in long.groupby(["direction", "OOD set"], sort=False):
+        g = g.set_index("method")["AUROC"]
+        rows.append(
+            {
+                "direction": direction,
+                "OOD set": ood_set,
+                method: g[method],
+                "MSP": g["MSP"],
+                "best method": g.idxmax(),
+                "best AUROC": g.max(),
+                "twin rank": int((g > g[method]).sum()) + 1,
+            }
+        )
+    return pd.DataFrame(rows).set_index(["direction", "OOD set"])

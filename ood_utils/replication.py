@@ -56,8 +56,13 @@ PROTOCOLS = ("original", "book")
 #: What ``tools/reproduce.py`` runs at the original's scale: the image experiments and
 #: the text one, E5, under the original's protocol only (its depth, 6 layers; the
 #: book's text twins are chapter 11's).
-SCALE_EXPERIMENTS = (*EXPERIMENTS, "E5")
-SCALE_PROTOCOLS = {**{e: PROTOCOLS for e in EXPERIMENTS}, "E5": ("original",)}
+SCALE_EXPERIMENTS = (*EXPERIMENTS, "E5", "baselines")
+SCALE_PROTOCOLS = {
+    **{e: PROTOCOLS for e in EXPERIMENTS},
+    "E5": ("original",),
+    # chapter 9's detectors on E2's twins of either protocol
+    "baselines": PROTOCOLS,
+}
 
 #: What a protocol is made of. Training: ``recipe`` (``"adam-cyclic"``: the original's
 #: Exp 2-4, or ``"adadelta"``), ``network`` (an architecture of
@@ -1243,6 +1248,9 @@ def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfi
             )
             for ds in DATASETS
         }
+    if experiment == "baselines":  # its fooling images first, then E2's twins
+        chapter1 = TrainConfig.from_profile("full", dataset="mnist", n_members=1)
+        return {"chapter 1's CNN": chapter1, **experiment_trainings("E2", protocol)}
     return {
         ds: experiment_config(experiment, protocol, dataset=ds, budget="original")
         for ds in DATASETS
@@ -1259,6 +1267,25 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
     something else, and not otherwise."""
     from .train import FORMAT_VERSION
 
+    if experiment == "baselines":
+        from .benchmark import detector_needs
+        from .profiles import get_profile
+
+        full = get_profile("full")
+        return {
+            "experiment": experiment,
+            "protocol": protocol,
+            "version": SPEC_VERSION,
+            "training format": FORMAT_VERSION,
+            "trainings": {
+                name: config_fields(cfg)
+                for name, cfg in experiment_trainings(experiment, protocol).items()
+            },
+            "detectors": list(detector_needs(full.mc_samples)),
+            "sets": "benchmark.ood_sets with the full profile's budgets",
+            "profile": dataclasses.asdict(full),
+            "test sets": "all 10,000 test images of each dataset",
+        }
     if experiment == "E5":
         return {
             "experiment": "E5",
