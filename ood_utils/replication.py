@@ -1267,38 +1267,20 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
     something else, and not otherwise."""
     from .train import FORMAT_VERSION
 
-    if experiment == "baselines":
-        from .benchmark import detector_needs
-        from .profiles import get_profile
-
-        full = get_profile("full")
-        return {
-            "experiment": experiment,
-            "protocol": protocol,
-            "version": SPEC_VERSION,
-            "training format": FORMAT_VERSION,
-            "trainings": {
-                name: config_fields(cfg)
-                for name, cfg in experiment_trainings(experiment, protocol).items()
-            },
-            "detectors": list(detector_needs(full.mc_samples)),
-            "sets": "benchmark.ood_sets with the full profile's budgets",
-            "profile": dataclasses.asdict(full),
-            "test sets": "all 10,000 test images of each dataset",
-        }
+    head: dict[str, object] = {
+        "experiment": experiment,
+        "protocol": protocol,
+        "version": SPEC_VERSION,
+    }
     if experiment == "E5":
         return {
-            "experiment": "E5",
-            "protocol": protocol,
-            "version": SPEC_VERSION,
+            **head,
             "text format": text.TEXT_FORMAT_VERSION,
             "trainings": {"text twins": config_fields(e5_config())},
             "texts": {"sources": languages.SOURCES, "characters": E5_CHARS},
         }
     spec: dict[str, object] = {
-        "experiment": experiment,
-        "protocol": protocol,
-        "version": SPEC_VERSION,
+        **head,
         "training format": FORMAT_VERSION,
         "trainings": {
             name: config_fields(cfg)
@@ -1306,6 +1288,17 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
         },
         "test sets": "all 10,000 test images of each dataset",
     }
+    if experiment == "baselines":
+        from .benchmark import detector_needs
+        from .profiles import get_profile
+
+        full = get_profile("full")
+        return {
+            **spec,
+            "detectors": list(detector_needs(full.mc_samples)),
+            "sets": "benchmark.ood_sets with the full profile's budgets",
+            "profile": dataclasses.asdict(full),
+        }
     if experiment == "E1":
         settings = attack_settings(protocol)
         spec["attacks"] = {

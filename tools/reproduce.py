@@ -78,6 +78,30 @@ def hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
+def train_or_load(
+    name: str, cfg: object, run: object, progress: bool
+) -> tuple[torch.nn.Module, dict]:
+    """The ensemble of ``cfg``, loaded or trained, and the record of its training.
+
+    Two members at a time: each pair is cached as it finishes, so an interrupted
+    ensemble of 8 resumes from its last pair (members train bit for bit as alone)."""
+    from ood_utils import train
+
+    t0 = time.perf_counter()
+    for n in range(2, cfg.n_members + 1, 2):
+        ens, hist = train.get_ensemble(
+            dataclasses.replace(cfg, n_members=n), run, progress=progress
+        )
+    if cfg.n_members % 2:
+        ens, hist = train.get_ensemble(cfg, run, progress=progress)
+    return ens, {
+        "name": name,
+        "seconds": round(sum(hist.seconds), 1),
+        "wall seconds": round(time.perf_counter() - t0, 1),
+        "device": hist.device,
+    }
+
+
 def e1_numbers(
     seed: int,
     twins: torch.nn.Module,
@@ -224,21 +248,13 @@ def baseline_numbers(
     import pandas as pd
     import torch
 
-    from ood_utils import benchmark, data, profiles, replication, train
+    from ood_utils import benchmark, data, profiles, replication
 
     full = run.replace(profile=profiles.get_profile("full"))
     trainings, tables = [], []
     for name, cfg in replication.experiment_trainings("baselines", protocol).items():
-        t0 = time.perf_counter()
-        ens, hist = train.get_ensemble(cfg, full, progress=progress)
-        trainings.append(
-            {
-                "name": name,
-                "seconds": round(sum(hist.seconds), 1),
-                "wall seconds": round(time.perf_counter() - t0, 1),
-                "device": hist.device,
-            }
-        )
+        ens, record = train_or_load(name, cfg, full, progress)
+        trainings.append(record)
         if cfg.n_members < 2:  # chapter 1's CNN: the fooling images of every set
             continue
         twins, ds = ens.eval(), cfg.dataset
@@ -294,23 +310,8 @@ def run_experiment(
         ds: data.load(ds, "test", root=run.data_root) for ds in replication.DATASETS
     }
     for name, cfg in replication.experiment_trainings(experiment, protocol).items():
-        t0 = time.perf_counter()
-        # two members at a time: each pair is cached as it finishes, so an interrupted
-        # ensemble of 8 resumes from its last pair (members train bit for bit as alone)
-        for n in range(min(2, cfg.n_members), cfg.n_members + 1, 2):
-            ens, hist = train.get_ensemble(
-                dataclasses.replace(cfg, n_members=n), run, progress=progress
-            )
-        if cfg.n_members % 2:
-            ens, hist = train.get_ensemble(cfg, run, progress=progress)
-        trainings.append(
-            {
-                "name": name,
-                "seconds": round(sum(hist.seconds), 1),
-                "wall seconds": round(time.perf_counter() - t0, 1),
-                "device": hist.device,
-            }
-        )
+        ens, record = train_or_load(name, cfg, run, progress)
+        trainings.append(record)
         other = data.other_dataset(cfg.dataset)
         lp_in = predict_log_probs(ens, tests[cfg.dataset].images)
         accuracy = train.accuracy(
