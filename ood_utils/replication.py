@@ -1572,16 +1572,16 @@ def scale_verdict(
         published_value = claim(key).published
         values["original"] = min(spread, key=lambda v: abs(v - published_value))
         judged = (
-            f" (judged on the closest of {len(spread)} measurements under the "
-            f"original's protocol, {pair_and_grid(len(spread))}: "
-            f"{min(spread):.0%} to {max(spread):.0%})"
+            f"; judged on the closest of {len(spread)} measurements under the "
+            f"original's protocol, {pair_and_grid(len(spread))}, which range from "
+            f"{min(spread):.0%} to {max(spread):.0%}"
         )
     at_scale = scale_ladder(results) if key.startswith("E1 joint attack") else None
     if at_scale is not None:
         change, delta = main_cause(at_scale, key.split(" ", 1)[1])
         cause = (
-            f"{change} ({delta:+.0%}; the ladder at the original's scale, on E1's "
-            "first pair, its largest step)"
+            f"{change}, {delta:+.0%}: the largest step of the ladder run at the "
+            "original's scale on E1's first pair"
         )
     elif cause:
         where = f", run at {ladder_scale}" if ladder_scale else ""
@@ -1649,7 +1649,7 @@ def joint_grid_table(
         return None
     numbers = payload["numbers"]
     rows = {
-        (lr, steps): {
+        (f"{lr:g}", steps): {
             f"pair, seed {seed}": numbers.get(
                 joint_grid_group(seed, lr, steps), {}
             ).get(metric)
