@@ -19,10 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import uniform_noise
 from .models import Ensemble, input_normalization, model_mode
+from .progress import progress_bar
 from .scores import disagreement, pairwise_kl, twin_score
 from .validate import check_images
 
@@ -175,7 +175,9 @@ def optimise_inputs(
         with torch.no_grad():
             finished = done(x).cpu()
         first[finished] = 0
-    bar = tqdm(range(1, steps + 1), disable=not progress, mininterval=1.0, desc=desc)
+    bar = progress_bar(
+        range(1, steps + 1), progress=progress, mininterval=1.0, desc=desc
+    )
     for step in bar:
         if bool(finished.all()):
             break

@@ -13,12 +13,12 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import attacks, data, metrics, train
 from .detectors import Outputs, TwinDetector, forward_outputs, score
 from .models import Ensemble
 from .profiles import Profile
+from .progress import progress_bar
 from .run import Run
 from .validate import check_images
 
@@ -146,7 +146,9 @@ def evaluate(
         raise ValueError(f"outputs cover {sorted(outputs)}, expected {sorted(images)}")
     all_scores: dict[str, dict[str, torch.Tensor]] = {}
     rows = []
-    for method, det in tqdm(detectors.items(), desc="detectors", disable=not progress):
+    for method, det in progress_bar(
+        detectors.items(), desc="detectors", progress=progress
+    ):
         all_scores[method] = {
             k: score(det, v, outputs[k], member=member) for k, v in images.items()
         }

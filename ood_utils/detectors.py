@@ -33,10 +33,10 @@ from pytorch_ood.api import (
     RequiresFittingException,
 )
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import scores
 from .models import Ensemble, eval_mode
+from .progress import progress_bar
 from .validate import check_images, check_log_probs
 
 #: Ensemble scores a :class:`TwinDetector` can compute: ``(N, B, C) -> (B,)``, higher =
@@ -281,7 +281,7 @@ def score(
     return torch.cat(
         [
             detector(x).detach().cpu()
-            for x in tqdm(chunks, desc=desc, disable=not progress)
+            for x in progress_bar(chunks, desc=desc, progress=progress)
         ]
     )
 
@@ -385,8 +385,8 @@ def cosine_scores(
         extractor = create_feature_extractor(
             model, {node: name for name, node in layers.items()}
         )
-        for x in tqdm(
-            images.split(batch_size), desc="cosine scores", disable=not progress
+        for x in progress_bar(
+            images.split(batch_size), desc="cosine scores", progress=progress
         ):
             x = x.to(device)
             clean = {k: v.flatten(1) for k, v in extractor(x).items()}

@@ -35,12 +35,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import attacks, languages, metrics, scores, text
 from .cache import config_fields
 from .models import Ensemble
 from .profiles import Profile
+from .progress import progress_bar
 from .run import ORIGINAL_SCALE_FOLDER
 from .train import TrainConfig
 
@@ -573,8 +573,8 @@ def ladder(
             f"the ladder ends at another protocol: {diff} (factor: (reached, expected))"
         )
     rows, state = [], dict(start)
-    bar = tqdm(
-        total=len(steps) + 1, disable=not progress, desc="ladder", mininterval=1.0
+    bar = progress_bar(
+        total=len(steps) + 1, progress=progress, desc="ladder", mininterval=1.0
     )
     rows.append(
         {

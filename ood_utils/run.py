@@ -54,6 +54,14 @@ ENV = {
 ORIGINAL_SCALE_FOLDER = "results/original-scale"
 
 
+def bars_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``TQDM_DISABLE`` is set (``1``, ``true``): tqdm's own switch, which its notebook
+    bars ignore; :func:`ood_utils.progress.progress_bar` honours it everywhere (the
+    book's build sets it, so that no bar is frozen into a page)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+
+
 def user_cache(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/twin-kl`` or ``~/.cache/twin-kl``: the default home of data,
     models, results."""

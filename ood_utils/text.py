@@ -30,13 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import scores
 from .cache import cached, config_key, load_checkpoint, save_checkpoint
 from .data import DataNotFoundError
 from .models import Ensemble, RandomStreams
 from .profiles import Profile, get_profile
+from .progress import progress_bar
 from .run import Run, context, default_folder
 from .train import joint_steps
 
@@ -559,10 +559,10 @@ def train_twins(
     gen = torch.Generator().manual_seed(config.seed)
     windows = (
         random_windows(corpus.train_ids, config.batch_size, config.context, gen)
-        for _ in tqdm(
+        for _ in progress_bar(
             range(config.steps),
             desc="training text twins",
-            disable=not progress,
+            progress=progress,
             mininterval=2.0,
         )
     )

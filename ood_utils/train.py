@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import data
 from .cache import (
@@ -32,6 +31,7 @@ from .cache import (
 )
 from .models import Ensemble, RandomStreams, build_model, predict_log_probs
 from .profiles import Profile, get_profile
+from .progress import progress_bar
 from .run import Run, context
 
 #: Bumped whenever the training code changes in a way that changes the weights.
@@ -342,9 +342,9 @@ def train_ensemble(
     order_gen = torch.Generator().manual_seed(config.seed)
     hist = History(device=str(device))
     n_batches = -(-len(train) // config.batch_size)
-    bar = tqdm(
+    bar = progress_bar(
         total=config.epochs * n_batches,
-        disable=not progress,
+        progress=progress,
         mininterval=1.0,
         desc=f"{config.dataset} x{len(members)}",
     )

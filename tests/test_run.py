@@ -139,3 +139,17 @@ def test_atomic_write_replaces_or_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == b"old"
     # no temporary file left
     assert [p.name for p in path.parent.iterdir()] == ["f.bin"]
+
+
+def test_progress_bars_follow_the_argument_and_tqdm_disable(monkeypatch):
+    """tqdm's notebook bars ignore TQDM_DISABLE; the package's bars honour it (the
+    book's build sets it), and progress=False turns a bar off either way."""
+    from ood_utils.progress import progress_bar
+    from ood_utils.run import bars_disabled
+
+    assert bars_disabled({"TQDM_DISABLE": "1"}) and not bars_disabled({})
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not progress_bar(range(2), progress=True).disable
+    assert progress_bar(range(2), progress=False).disable
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_bar(range(2), progress=True).disable
