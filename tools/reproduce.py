@@ -115,11 +115,12 @@ def e1_numbers(
     grid."""
     from ood_utils import replication, scores
 
-    ref = (
-        scores.original_reference(lp_in, batch_size=1000)
-        if protocol == "original"
-        else scores.reference(scores.twin_score(lp_in))
-    )
+    # the original's reference (its kl(), in batches of 1,000) and the book's
+    refs = {
+        "mean-symmetric": scores.original_reference(lp_in, batch_size=1000),
+        "mean-score": scores.reference(scores.twin_score(lp_in)),
+    }
+    ref = refs["mean-symmetric" if protocol == "original" else "mean-score"]
     settings = replication.attack_settings(protocol)
     out = {
         replication.e1_pair_name(seed, "attacks"): {
@@ -146,28 +147,22 @@ def e1_numbers(
             }
         )
         if seed == replication.E1_PAIR_SEEDS[0]:
-            out.update(e1_scale_ladders(twins, lp_in, ref, settings, progress))
+            out.update(e1_scale_ladders(twins, refs, settings, progress))
     return out
 
 
 def e1_scale_ladders(
     twins: torch.nn.Module,
-    lp_in: torch.Tensor,
-    reference: float,
+    refs: dict[str, float],
     settings: dict,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
     """The joint attack's walk to the book's attack on these twins
     (``replication.e1_joint_walk``), cumulative and each step alone, one group per
-    row."""
+    row; ``refs``: both references of the twins, by name."""
     import functools
 
-    from ood_utils import replication, scores
-
-    refs = {
-        "mean-symmetric": reference,
-        "mean-score": scores.reference(scores.twin_score(lp_in)),
-    }
+    from ood_utils import replication
 
     @functools.cache
     def measure_items(items: tuple) -> dict[str, float]:
