@@ -1151,6 +1151,16 @@ def joint_grid_numbers(
 SPEC_VERSION = 1
 #: The two datasets, in the original's order.
 DATASETS = ("mnist", "fashionmnist")
+#: The experiments kept one file per part (one per dataset), so that a long run is kept
+#: piece by piece: E4's ensemble of 8 takes about 1.5 hours per dataset on 2 CPU cores.
+#: :func:`load_results` reads an experiment's parts back as one result.
+SCALE_PARTS: dict[str, tuple[str, ...]] = {"E4": DATASETS}
+
+
+def experiment_parts(experiment: str) -> tuple[str | None, ...]:
+    """The parts ``experiment`` is written in (:data:`SCALE_PARTS`); ``(None,)`` for
+    one written whole."""
+    return SCALE_PARTS.get(experiment, (None,))
 
 
 #: E1's twin pairs (their :class:`TrainConfig` seeds) under the original's protocol,
@@ -1220,9 +1230,11 @@ def e5_config() -> text.TextConfig:
 E5_CHARS = text.PROFILE_SETTINGS["full"].chars
 
 
-def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfig]:
+def experiment_trainings(
+    experiment: str, protocol: str, part: str | None = None
+) -> dict[str, TrainConfig]:
     """The networks an experiment trains at the original's scale (60,000 images, 14
-    epochs).
+    epochs); those of one ``part`` (:data:`SCALE_PARTS`: a dataset of E4) if given.
 
     ``{name: config}``: for E1 a pair per seed of :data:`E1_PAIR_SEEDS` under the
     original's protocol (:func:`e1_pair_name`), the first under the book's; one pair per
@@ -1232,7 +1244,17 @@ def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfi
     ensemble for each N; its members share no parameters, see the same batches and
     draw their own dropout streams, so the first N of 8 are distributed like an
     ensemble of N, at less than half the cost (8 networks per dataset, not 14). What it
-    changes: the three estimates share members, so they are not independent."""
+    changes: the three estimates share members, so they are not independent.
+
+    Raises:
+        ValueError: for a ``part`` the experiment is not written in."""
+    if part is not None:
+        if part not in SCALE_PARTS.get(experiment, ()):
+            raise ValueError(
+                f"{experiment} has no part {part!r}: expected one of "
+                f"{SCALE_PARTS.get(experiment, ())}"
+            )
+        return {part: experiment_trainings(experiment, protocol)[part]}
     if experiment == "E1":
         seeds = E1_PAIR_SEEDS if protocol == "original" else E1_PAIR_SEEDS[:1]
         return {
@@ -1257,9 +1279,11 @@ def experiment_trainings(experiment: str, protocol: str) -> dict[str, TrainConfi
     }
 
 
-def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
-    """Everything that determines an original-scale result: its trainings and its
-    evaluation.
+def experiment_spec(
+    experiment: str, protocol: str, part: str | None = None
+) -> dict[str, object]:
+    """Everything that determines an original-scale result (of one ``part``, see
+    :data:`SCALE_PARTS`): its trainings and its evaluation.
 
     The trainings are given by their non-default fields
     (:func:`ood_utils.cache.config_fields`) and the training code's format version, so
@@ -1271,6 +1295,7 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
         "experiment": experiment,
         "protocol": protocol,
         "version": SPEC_VERSION,
+        **({"part": part} if part is not None else {}),
     }
     if experiment == "E5":
         return {
@@ -1284,7 +1309,7 @@ def experiment_spec(experiment: str, protocol: str) -> dict[str, object]:
         "training format": FORMAT_VERSION,
         "trainings": {
             name: config_fields(cfg)
-            for name, cfg in experiment_trainings(experiment, protocol).items()
+            for name, cfg in experiment_trainings(experiment, protocol, part).items()
         },
         "test sets": "all 10,000 test images of each dataset",
     }
@@ -1359,10 +1384,14 @@ PROVENANCE_FIELDS = (
 )
 
 
-def result_path(experiment: str, protocol: str, folder: Path) -> Path:
+def result_path(
+    experiment: str, protocol: str, folder: Path, part: str | None = None
+) -> Path:
     """The file of one original-scale result:
-    ``<folder>/<experiment>-<protocol>.json``."""
-    return Path(folder) / f"{experiment}-{protocol}.json"
+    ``<folder>/<experiment>-<protocol>.json``, or
+    ``<experiment>-<protocol>-<part>.json`` for one part of it (:data:`SCALE_PARTS`)."""
+    tail = f"-{part}" if part is not None else ""
+    return Path(folder) / f"{experiment}-{protocol}{tail}.json"
 
 
 def load_result(path: Path) -> dict[str, object]:
@@ -1394,13 +1423,17 @@ def load_result(path: Path) -> dict[str, object]:
             f"{path}: unknown experiment or protocol {payload['experiment']!r}, "
             f"{payload['protocol']!r}"
         )
-    if (
-        path.name
-        != result_path(payload["experiment"], payload["protocol"], path.parent).name
-    ):
+    part = payload.get("part")
+    if part not in experiment_parts(payload["experiment"]):
         raise ValueError(
-            f"{path}: holds {payload['experiment']} / {payload['protocol']}, not what "
-            "its name says"
+            f"{path}: {payload['experiment']} is written in the parts "
+            f"{experiment_parts(payload['experiment'])}, not {part!r}"
+        )
+    where = (payload["experiment"], payload["protocol"], path.parent, part)
+    if path.name != result_path(*where).name:
+        raise ValueError(
+            f"{path}: holds {payload['experiment']} / {payload['protocol']}"
+            f"{f' / {part}' if part else ''}, not what its name says"
         )
     numbers = payload["numbers"]
     if not isinstance(numbers, dict) or not all(
@@ -1409,23 +1442,54 @@ def load_result(path: Path) -> dict[str, object]:
         for v in numbers.values()
     ):
         raise ValueError(f"{path}: numbers must be {{group: {{name: number}}}}")
-    current = spec_hash(experiment_spec(payload["experiment"], payload["protocol"]))
-    return {**payload, "stale": payload["spec_hash"] != current, "path": str(path)}
+    current = spec_hash(
+        experiment_spec(payload["experiment"], payload["protocol"], part)
+    )
+    return {
+        **payload,
+        "part": part,
+        "stale": payload["spec_hash"] != current,
+        "path": str(path),
+    }
 
 
 def load_results(folder: Path | str) -> dict[tuple[str, str], dict[str, object]]:
     """Every original-scale result in ``folder`` (a chapter's
     ``run.original_scale_dir``: the repository's ``results/original-scale``, absent when
     the package was installed without the repository, as in Colab): ``{(experiment,
-    protocol): payload}``; empty if there are none."""
+    protocol): payload}``; empty if there are none. An experiment kept in parts
+    (:data:`SCALE_PARTS`) is one payload, from :func:`merge_parts`, of the parts
+    present."""
     folder = Path(folder)
     if not folder.is_dir():
         return {}
-    out = {}
+    found: dict[tuple[str, str], list[dict[str, object]]] = {}
     for path in sorted(folder.glob("*.json")):
         payload = load_result(path)
-        out[payload["experiment"], payload["protocol"]] = payload
-    return out
+        found.setdefault((payload["experiment"], payload["protocol"]), []).append(
+            payload
+        )
+    return {
+        key: parts[0] if parts[0]["part"] is None else merge_parts(parts)
+        for key, parts in found.items()
+    }
+
+
+def merge_parts(parts: list[Mapping[str, object]]) -> dict[str, object]:
+    """The part files of one experiment and protocol (:func:`load_result`'s payloads)
+    as one result: their numbers and trainings together, stale if any is, each kept
+    under ``"parts"`` in the experiment's order of parts (whose provenance
+    :func:`original_scale_note` lists one by one)."""
+    order = experiment_parts(str(parts[0]["experiment"]))
+    parts = sorted(parts, key=lambda p: order.index(p["part"]))
+    return {
+        **parts[0],
+        "part": None,
+        "numbers": {k: v for p in parts for k, v in p["numbers"].items()},
+        "trainings": [t for p in parts for t in p["trainings"]],
+        "stale": any(p["stale"] for p in parts),
+        "parts": parts,
+    }
 
 
 def provenance_line(payload: Mapping[str, object]) -> str:
@@ -1439,9 +1503,11 @@ def provenance_line(payload: Mapping[str, object]) -> str:
         if payload.get("stale")
         else ""
     )
+    part = f" ({payload['part']})" if payload.get("part") else ""
     return (
-        f"{payload['experiment']}, {payload['protocol']}'s protocol: 60,000 images, 14 "
-        f"epochs, on {prov['hardware']} ({prov['device']}, {prov['threads']} threads), "
+        f"{payload['experiment']}{part}, {payload['protocol']}'s protocol: 60,000 "
+        f"images, 14 epochs, on {prov['hardware']} ({prov['device']}, "
+        f"{prov['threads']} threads), "
         f"{prov['date']}, commit {str(prov['commit'])[:7]}{dirty}; training took "
         f"{minutes:.0f} min{stale}"
     )
@@ -1662,15 +1728,35 @@ def joint_grid_table(
     return None if table.isna().all().all() else table
 
 
+def missing_parts(
+    results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str
+) -> list[tuple[str, str | None]]:
+    """The ``(protocol, part)`` of ``experiment`` that :func:`load_results` has no file
+    for (``part`` is ``None`` for an experiment written whole)."""
+    missing = []
+    for protocol in SCALE_PROTOCOLS[experiment]:
+        payload = results.get((experiment, protocol), {})
+        present = [
+            q["part"] for q in payload.get("parts", [payload] if payload else [])
+        ]
+        missing += [
+            (protocol, part)
+            for part in experiment_parts(experiment)
+            if part not in present
+        ]
+    return missing
+
+
 def original_scale_note(
     results: Mapping[tuple[str, str], Mapping[str, object]], experiment: str
 ) -> str:
     """Markdown: the provenance of ``experiment``'s original-scale results, or that
     there are none."""
     lines = [
-        f"- {provenance_line(results[experiment, p])}"
+        f"- {provenance_line(part)}"
         for p in PROTOCOLS
         if (experiment, p) in results
+        for part in results[experiment, p].get("parts", [results[experiment, p]])
     ]
     if not lines:
         return (
@@ -1678,6 +1764,9 @@ def original_scale_note(
             f"the book: `python tools/reproduce.py --only {experiment}` computes them "
             f"(all 60,000 images, 14 epochs) into `{ORIGINAL_SCALE_FOLDER}`."
         )
-    missing = [p for p in SCALE_PROTOCOLS[experiment] if (experiment, p) not in results]
-    tail = f"\n- not run yet: the {missing[0]}'s protocol" if missing else ""
+    missing = [
+        f"the {p}'s protocol" + (f" on {part}" if part else "")
+        for p, part in missing_parts(results, experiment)
+    ]
+    tail = f"\n- not run yet: {', '.join(missing)}" if missing else ""
     return "At the original's scale (`tools/reproduce.py`):\n" + "\n".join(lines) + tail

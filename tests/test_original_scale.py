@@ -113,6 +113,65 @@ def test_a_result_file_is_validated_when_loaded(tmp_path):
         replication.load_result(renamed)
 
 
+def test_an_experiment_kept_in_parts_is_read_back_as_one_result(tmp_path):
+    """E4 is written one file per dataset (a run of hours is kept piece by piece);
+    load_results merges the parts present and the note names the missing ones."""
+    assert replication.experiment_parts("E4") == replication.DATASETS
+    assert replication.experiment_parts("E2") == (None,)
+    with pytest.raises(ValueError, match="E2 has no part 'mnist'"):
+        replication.experiment_trainings("E2", "book", "mnist")
+    specs = {
+        part: replication.experiment_spec("E4", "original", part)
+        for part in replication.DATASETS
+    }
+    assert set(specs["mnist"]["trainings"]) == {"mnist"}
+    assert replication.spec_hash(specs["mnist"]) != replication.spec_hash(
+        specs["fashionmnist"]
+    )
+    for part, spec in specs.items():
+        payload = {
+            "experiment": "E4",
+            "protocol": "original",
+            "part": part,
+            "numbers": {f"{part} N=2": {"AUROC": 0.9}},
+            "provenance": {f: "x" for f in replication.PROVENANCE_FIELDS}
+            | {"dirty": False},
+            "spec": spec,
+            "spec_hash": replication.spec_hash(spec),
+            "trainings": [{"name": part, "seconds": 60.0}],
+        }
+        path = replication.result_path("E4", "original", tmp_path, part)
+        assert path.name == f"E4-original-{part}.json"
+        path.write_text(json.dumps(payload))
+        if part == "mnist":  # one part present so far
+            one = replication.load_results(tmp_path)[("E4", "original")]
+            assert list(one["numbers"]) == ["mnist N=2"]
+            note = replication.original_scale_note({("E4", "original"): one}, "E4")
+            assert "E4 (mnist), original's protocol" in note
+            assert "not run yet: the original's protocol on fashionmnist" in note
+    merged = replication.load_results(tmp_path)[("E4", "original")]
+    assert set(merged["numbers"]) == {"mnist N=2", "fashionmnist N=2"}
+    assert [t["name"] for t in merged["trainings"]] == ["mnist", "fashionmnist"]
+    assert not merged["stale"] and len(merged["parts"]) == 2
+    value = replication.original_scale_value(
+        {("E4", "original"): merged}, "E4 fashionmnist N=2 AUROC", "original"
+    )
+    assert value == 0.9
+    assert replication.missing_parts({("E4", "original"): merged}, "E4") == [
+        ("book", "mnist"),
+        ("book", "fashionmnist"),
+    ]
+    # a part file under another part's name is refused
+    wrong = tmp_path / "E4-original-mnist.json"
+    data = json.loads(wrong.read_text())
+    wrong.write_text(json.dumps({**data, "part": "fashionmnist"}))
+    with pytest.raises(ValueError, match="not what its name says"):
+        replication.load_result(wrong)
+    wrong.write_text(json.dumps({**data, "part": "cifar"}))
+    with pytest.raises(ValueError, match="written in the parts"):
+        replication.load_result(wrong)
+
+
 def test_without_a_results_folder_there_are_no_results(tmp_path):
     assert replication.load_results(tmp_path / "absent") == {}
 
@@ -166,9 +225,9 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     monkeypatch.setattr(
         replication,
         "experiment_trainings",
-        lambda e, p: {
+        lambda e, p, part=None: {
             k: dataclasses.replace(v, n_train=256, epochs=1)
-            for k, v in real_trainings(e, p).items()
+            for k, v in real_trainings(e, p, part).items()
         },
     )
     monkeypatch.setattr(
@@ -275,10 +334,9 @@ def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
     monkeypatch.setattr(
         replication,
         "experiment_trainings",
-        lambda e, p: {
+        lambda e, p, part=None: {
             k: dataclasses.replace(v, n_train=128, epochs=1)
-            for k, v in real(e, p).items()
-            if k == "mnist"
+            for k, v in real(e, p, part).items()
         },
     )
     asked = []
@@ -289,7 +347,7 @@ def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
         lambda cfg, *a, **k: asked.append(cfg.n_members) or real_get(cfg, *a, **k),
     )
     numbers, trainings = reproduce.run_experiment(
-        "E4", "original", torch.device("cpu"), progress=False
+        "E4", "original", torch.device("cpu"), progress=False, part="mnist"
     )
     assert asked == [2, 4, 6, 8] and [t["name"] for t in trainings] == ["mnist"]
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 8
@@ -386,9 +444,9 @@ def test_reproduce_baselines_ranks_the_twins_among_chapter_9s_detectors(
     monkeypatch.setattr(
         replication,
         "experiment_trainings",
-        lambda e, p: {
+        lambda e, p, part=None: {
             k: dataclasses.replace(v, n_train=256, epochs=1)
-            for k, v in real(e, p).items()
+            for k, v in real(e, p, part).items()
         },
     )
     numbers, trainings = reproduce.run_experiment(

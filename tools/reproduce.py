@@ -12,8 +12,9 @@ The original's scale is all 60,000 training images for 14 epochs and the full
 training loop and cached as usual (``$OOD_CACHE_DIR``), so an interrupted run resumes
 from the last network it finished.
 
-Each finished (experiment, protocol) writes ``<out>/<experiment>-<protocol>.json``
-atomically (an interrupted run leaves no partial file) and is skipped next time unless
+Each finished (experiment, protocol) writes ``<out>/<experiment>-<protocol>.json`` (E4:
+one ``<out>/E4-<protocol>-<dataset>.json`` per dataset, see ``replication.SCALE_PARTS``)
+atomically (an interrupted run leaves no partial file), and is skipped next time unless
 ``--force``. The file holds the numbers and their provenance: git commit (a tree with
 uncommitted changes is refused unless ``--allow-dirty``, which is recorded), date,
 hardware, device, threads, library versions, the spec and its hash
@@ -281,10 +282,14 @@ def baseline_numbers(
 
 
 def run_experiment(
-    experiment: str, protocol: str, device: torch.device, progress: bool = True
+    experiment: str,
+    protocol: str,
+    device: torch.device,
+    progress: bool = True,
+    part: str | None = None,
 ) -> tuple[dict, list[dict]]:
-    """Train (or load) the networks of one experiment and measure it: ``(numbers,
-    trainings)``.
+    """Train (or load) the networks of one experiment (of one ``part`` of it, see
+    ``replication.SCALE_PARTS``) and measure it: ``(numbers, trainings)``.
 
     ``numbers`` is ``{group: {name: value}}`` (a group per dataset, per ensemble size,
     or "attacks"); ``trainings`` lists each network's name, wall time (0 if it was
@@ -304,7 +309,9 @@ def run_experiment(
     tests = {
         ds: data.load(ds, "test", root=run.data_root) for ds in replication.DATASETS
     }
-    for name, cfg in replication.experiment_trainings(experiment, protocol).items():
+    for name, cfg in replication.experiment_trainings(
+        experiment, protocol, part
+    ).items():
         ens, record = train_or_load(name, cfg, run, progress)
         trainings.append(record)
         other = data.other_dataset(cfg.dataset)
@@ -357,6 +364,7 @@ def result_payload(
     allow_dirty: bool,
     device: torch.device,
     seconds: float,
+    part: str | None = None,
 ) -> dict:
     """The JSON object of one result: numbers, provenance, spec and its hash,
     trainings."""
@@ -365,10 +373,11 @@ def result_payload(
 
     from ood_utils import replication
 
-    spec = replication.experiment_spec(experiment, protocol)
+    spec = replication.experiment_spec(experiment, protocol, part)
     return {
         "experiment": experiment,
         "protocol": protocol,
+        **({"part": part} if part is not None else {}),
         "numbers": numbers,
         "provenance": {
             "commit": commit,
@@ -457,15 +466,16 @@ def main() -> int:
         "reproduce", **({"device": args.device} if args.device else {})
     ).device
     asked = [
-        (e, p)
+        (e, p, part)
         for e in experiments
         for p in protocols
         if p in replication.SCALE_PROTOCOLS[e]
+        for part in replication.experiment_parts(e)
     ]
     todo = [
-        (e, p)
-        for e, p in asked
-        if args.force or not replication.result_path(e, p, args.out).exists()
+        (e, p, part)
+        for e, p, part in asked
+        if args.force or not replication.result_path(e, p, args.out, part).exists()
     ]
     skipped = len(asked) - len(todo)
     print(
@@ -474,11 +484,14 @@ def main() -> int:
         flush=True,
     )
     started = time.perf_counter()
-    for k, (experiment, protocol) in enumerate(todo):
+    for k, (experiment, protocol, part) in enumerate(todo):
         t0 = time.perf_counter()
-        print(f"[{k + 1}/{len(todo)}] {experiment}, {protocol}'s protocol", flush=True)
+        on = f" on {part}" if part else ""
+        print(
+            f"[{k + 1}/{len(todo)}] {experiment}, {protocol}'s protocol{on}", flush=True
+        )
         numbers, trainings = run_experiment(
-            experiment, protocol, device, progress=not args.no_progress
+            experiment, protocol, device, progress=not args.no_progress, part=part
         )
         payload = result_payload(
             experiment,
@@ -490,8 +503,9 @@ def main() -> int:
             args.allow_dirty,
             device,
             time.perf_counter() - t0,
+            part,
         )
-        path = replication.result_path(experiment, protocol, args.out)
+        path = replication.result_path(experiment, protocol, args.out, part)
         write_result(path, payload)
         done, left = time.perf_counter() - started, len(todo) - k - 1
         eta = f"; about {done / (k + 1) * left / 60:.0f} min left" if left else ""
