@@ -1505,12 +1505,25 @@ def provenance_line(payload: Mapping[str, object]) -> str:
     )
     part = f" ({payload['part']})" if payload.get("part") else ""
     return (
-        f"{payload['experiment']}{part}, {payload['protocol']}'s protocol: 60,000 "
-        f"images, 14 epochs, on {prov['hardware']} ({prov['device']}, "
+        f"{payload['experiment']}{part}, {payload['protocol']}'s protocol: "
+        f"{_scale_words(payload)}, on {prov['hardware']} ({prov['device']}, "
         f"{prov['threads']} threads), "
         f"{prov['date']}, commit {str(prov['commit'])[:7]}{dirty}; training took "
         f"{minutes:.0f} min{stale}"
     )
+
+
+def _scale_words(payload: Mapping[str, object]) -> str:
+    """The scale of an original-scale result in words: the text twins' depth, width
+    and steps for E5, the images and epochs otherwise."""
+    text_twins = payload.get("spec", {}).get("trainings", {}).get("text twins")
+    if text_twins:
+        return (
+            f"{text_twins['n_layers']} layer{'s' * (text_twins['n_layers'] != 1)} of "
+            f"width {text_twins['d_model']}, "
+            f"{text_twins['steps']:,} steps"
+        )
+    return "60,000 images, 14 epochs"
 
 
 def original_scale_value(

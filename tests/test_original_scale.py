@@ -402,6 +402,8 @@ def test_reproduce_e5_scores_chapter_11s_texts_at_the_original_depth(
         loaded, "E5 French / training text", "original"
     )
     assert value == numbers["ratios"]["French / training text"]
+    line = replication.provenance_line(loaded["E5", "original"])
+    assert "1 layer of width 32, 20 steps" in line and "images" not in line
     monkeypatch.undo()
     assert replication.load_result(path)["stale"]  # not the real depth
     with pytest.raises(ValueError, match="unknown experiment or protocol"):
