@@ -31,7 +31,8 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/python tools/build_book.py
 
-## make student: the student notebooks (solutions replaced by stubs) into student/, nothing executed
+## make student: the student notebooks (solutions replaced by stubs) into student/ and the plain
+## copies the Colab button opens into colab/ (plain Markdown, no MyST), nothing executed
 student: $(STAMP)
 	$(BIN)/python tools/student_notebooks.py
 

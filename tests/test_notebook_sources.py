@@ -1,4 +1,5 @@
-"""Static checks of the chapters' sources: the Colab cell, GPU metadata, exercises."""
+"""Static checks of the chapters' sources: the Colab cell, GPU metadata, exercises, and
+prose cells that show no source."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+from prose_cells import prose_tag, untagged_prose_cells  # noqa: E402
 from run_notebooks import toc_notebooks  # noqa: E402
-from student_notebooks import exercises, solution_blocks, to_student  # noqa: E402
+from student_notebooks import (  # noqa: E402
+    PLAIN_DIR,
+    exercises,
+    plain_markdown,
+    solution_blocks,
+    to_plain,
+    to_student,
+)
 
 NOTEBOOKS = toc_notebooks(ROOT)
 CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
@@ -319,7 +328,7 @@ def test_the_committed_student_notebook_is_current_and_linked(path):
 
     committed = ROOT / STUDENT_DIR / path.relative_to(ROOT)
     assert committed.exists(), f"no {committed.relative_to(ROOT)}: run `make student`"
-    fresh = to_student(nbformat.read(path, as_version=4))
+    fresh = to_plain(to_student(nbformat.read(path, as_version=4)))
     saved = nbformat.read(committed, as_version=4)
     assert [(c.cell_type, c.source) for c in saved.cells] == [
         (c.cell_type, c.source) for c in fresh.cells
@@ -337,3 +346,77 @@ def test_the_committed_student_notebook_is_current_and_linked(path):
     assert stubs and all(s.rstrip().endswith("...") for s in stubs), (
         "every stub ends where the student writes"
     )
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('say(f"AUROC **{a:.3f}**.")', ("remove-input", 0)),
+        ('if ok:\n    say("yes")\nelse:\n    say("no")', ("remove-input", 0)),
+        ('a = f(x)\nsay(f"{a}")', ("hide-input", 0)),
+        ('fig, ax = plt.subplots()\nplt.show()\nsay("It rises.")', ("split", 2)),
+        ('say("first")\ndisplay(table)', None),
+        ('table.style.format("{:.3f}")', None),
+        ("%pip install x\nsay('x')", None),
+    ],
+)
+def test_a_cell_that_prints_prose_is_recognised(source, expected):
+    assert prose_tag(source) == expected
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_cell_that_prints_prose_shows_no_source_on_the_site(path):
+    missing = untagged_prose_cells(path)
+    assert not missing, (
+        f"cells {missing} print prose but show their source: run "
+        "`.venv/bin/python tools/prose_cells.py`"
+    )
+
+
+RAW_MYST = re.compile(r"\{[a-z:-]+\}`|```\{|^:label:|^:class:", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_notebooks_colab_opens_are_current_and_plain(path):
+    """colab/notebooks/ holds the plain copy of each chapter (the site's Colab button
+    opens it, `repository.path_to_book`), student/notebooks/ the student versions: no
+    MyST fence, option or role in their markdown, each exercise's title a heading."""
+    committed = ROOT / PLAIN_DIR / path.relative_to(ROOT)
+    assert committed.exists(), f"no {committed.relative_to(ROOT)}: run `make student`"
+    fresh = to_plain(nbformat.read(path, as_version=4))
+    saved = nbformat.read(committed, as_version=4)
+    assert [(c.cell_type, c.source) for c in saved.cells] == [
+        (c.cell_type, c.source) for c in fresh.cells
+    ], f"{committed.relative_to(ROOT)} is stale: run `make student`"
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert book["repository"]["path_to_book"] == PLAIN_DIR
+    opened = [saved]
+    student = ROOT / "student" / path.relative_to(ROOT)
+    if student.exists():
+        opened.append(nbformat.read(student, as_version=4))
+    for nb in opened:
+        markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert not RAW_MYST.findall(markdown), RAW_MYST.findall(markdown)[:5]
+        headings = re.findall(r"^### Exercise: (.+)$", markdown, re.MULTILINE)
+        assert len(headings) == len(exercises(nbformat.read(path, as_version=4)))
+        assert all(h.strip() for h in headings)
+
+
+def test_plain_markdown_turns_myst_into_text():
+    authors = {"patry2020selfkl": ("Patry", "2020"), "a2019": ("A and B", "2019")}
+    exercise = "```{exercise-start} Symmetric KL\n:label: ex-03-symmetric-kl\n```"
+    assert plain_markdown(exercise, authors) == "### Exercise: Symmetric KL"
+    solution = "```{solution-start} ex-03-symmetric-kl\n:class: dropdown\n```"
+    assert plain_markdown(solution, authors) == "#### Solution"
+    assert plain_markdown("```{exercise-end}\n```", authors) == ""
+    assert (
+        plain_markdown(
+            "As {cite:t}`patry2020selfkl` says {cite:p}`patry2020selfkl,a2019`, the "
+            "{term}`fooling images <fooling image>` and the {term}`twin score`.",
+            authors,
+        )
+        == "As Patry (2020) says (Patry, 2020; A and B, 2019), the fooling images and "
+        "the twin score."
+    )
+    with pytest.raises(ValueError, match="nobody"):
+        plain_markdown("{cite:p}`nobody`", authors)

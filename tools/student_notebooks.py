@@ -1,11 +1,18 @@
-"""Generate the student versions of the chapters: every worked solution becomes a stub.
+"""Generate the notebooks that Colab and download links open: the student versions of
+the chapters (every worked solution becomes a stub) and plain copies of the chapters.
 
-    python tools/student_notebooks.py                  # writes
-    student/notebooks/*.ipynb python tools/student_notebooks.py --out /tmp/class
+    python tools/student_notebooks.py                  # student/notebooks/*.ipynb and
+                                                       # colab/notebooks/*.ipynb
+    python tools/student_notebooks.py --out /tmp/class # the student versions only
 
-The repository keeps them in ``student/notebooks/`` so that each chapter can link to its
-student version in Colab and for download (``tests/test_notebook_sources.py`` fails when
-one is stale: run ``make student``).
+The repository keeps them in ``student/notebooks/`` and ``colab/notebooks/`` so that
+each chapter can link to its student version in Colab and for download, and the site's
+Colab button opens the plain copy (``repository.path_to_book`` in ``_config.yml``);
+``tests/test_notebook_sources.py`` fails when one is stale: run ``make student``.
+
+Both are **plain Markdown** (:func:`to_plain`): Jupyter and Colab do not know the MyST
+the site is written in, so an exercise's fences become a heading, and citations,
+glossary terms and cross-references become text.
 
 A chapter's exercises use sphinx-exercise's gated solutions::
 
@@ -46,6 +53,9 @@ from run_notebooks import toc_notebooks  # noqa: E402
 #: Where ``make student`` writes, relative to the repository's root (and where the
 #: links point).
 STUDENT_DIR = "student"
+#: Where the plain copies of the chapters go (the site's Colab button opens them).
+PLAIN_DIR = "colab"
+BIBLIOGRAPHY = ROOT / "book" / "references.bib"
 
 SOLUTION_START = re.compile(r"^\s*```\{solution-start\}\s+(\S+)")
 SOLUTION_END = re.compile(r"^\s*```\{solution-end\}")
@@ -221,6 +231,82 @@ def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
+EXERCISE_FENCE = re.compile(
+    r"```\{exercise(?:-start)?\}\s*([^\n]*)\n(?:\s*:[a-z-]+:[^\n]*\n)*\s*```"
+)
+FENCE_ONLY = re.compile(r"```\{(?:exercise-end|solution-end)\}[^\n]*\n?\s*```\s*")
+SOLUTION_FENCE = re.compile(
+    r"```\{solution(?:-start)?\}[^\n]*\n(?:\s*:[a-z-]+:[^\n]*\n)*\s*```"
+)
+ROLE = re.compile(r"\{(cite:p|cite:t|term|numref|ref|doc)\}`([^`]*)`")
+
+
+def _authors(bib: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
+    """``{key: (authors, year)}`` of the bibliography, authors as "Patry", "Frankle and
+    Carbin" or "Nguyen et al."."""
+    from pybtex.database import parse_file
+
+    out = {}
+    for key, entry in parse_file(str(bib)).entries.items():
+        last = [" ".join(p.last_names) for p in entry.persons.get("author", [])]
+        names = (
+            last[0]
+            if len(last) == 1
+            else " and ".join(last)
+            if len(last) == 2
+            else f"{last[0] if last else key} et al."
+        )
+        out[key] = (names, entry.fields.get("year", "n.d."))
+    return out
+
+
+def plain_markdown(source: str, authors: dict[str, tuple[str, str]]) -> str:
+    """``source`` (MyST) as plain Markdown: an exercise's opening fence becomes the
+    heading ``### Exercise: <title>``, a solution's ``#### Solution``, closing fences
+    disappear; ``{cite:p}`k``` becomes "(Patry, 2020)", ``{cite:t}`k``` "Patry (2020)",
+    a glossary term or a reference its text.
+
+    Raises:
+        ValueError: for a citation key that is not in the bibliography."""
+
+    def role(m: re.Match) -> str:
+        kind, body = m.groups()
+        if kind.startswith("cite"):
+            cited = []
+            for key in (k.strip() for k in body.split(",")):
+                if key not in authors:
+                    raise ValueError(f"{key!r} is not in {BIBLIOGRAPHY.name}")
+                cited.append(authors[key])
+            if kind == "cite:t":
+                return "; ".join(f"{a} ({y})" for a, y in cited)
+            return "(" + "; ".join(f"{a}, {y}" for a, y in cited) + ")"
+        text = body.split("<")[0].strip() if "<" in body else body
+        return text
+
+    out = EXERCISE_FENCE.sub(lambda m: f"### Exercise: {m.group(1).strip()}", source)
+    out = SOLUTION_FENCE.sub("#### Solution", out)
+    out = FENCE_ONLY.sub("", out)
+    return ROLE.sub(role, out).strip()
+
+
+def to_plain(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose markdown is plain (:func:`plain_markdown`), without the
+    cells left empty, and with outputs cleared."""
+    authors = _authors()
+    out = nbformat.from_dict(nb)
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "markdown":
+            cell.source = plain_markdown(cell.source, authors)
+            if not cell.source:
+                continue
+        elif cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    out.cells = cells
+    return out
+
+
 def first_exercise_prefix(student: nbformat.NotebookNode) -> int:
     """Number of leading cells of a student notebook up to and including its first
     exercise's stubs."""
@@ -243,18 +329,38 @@ def write_student_notebooks(paths: list[Path], out: Path) -> list[Path]:
             continue
         target = out / path.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(to_student(nb), target)
+        nbformat.write(to_plain(to_student(nb)), target)
+        written.append(target)
+    return written
+
+
+def write_plain_chapters(paths: list[Path], out: Path) -> list[Path]:
+    """Write the plain copy (:func:`to_plain`) of each notebook under ``out``; return
+    the files."""
+    written = []
+    for path in paths:
+        target = out / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(to_plain(nbformat.read(path, as_version=4)), target)
         written.append(target)
     return written
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / STUDENT_DIR)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the student versions there, and no plain copies",
+    )
     args = parser.parse_args()
-    for target in write_student_notebooks(toc_notebooks(ROOT), args.out):
-        nb = nbformat.read(target, as_version=4)
-        print(f"{target.relative_to(args.out)}: {len(exercises(nb))} exercises")
+    out = args.out or ROOT / STUDENT_DIR
+    for target in write_student_notebooks(toc_notebooks(ROOT), out):
+        print(f"{target.relative_to(out)}: student version")
+    if args.out is None:
+        plain = write_plain_chapters(toc_notebooks(ROOT), ROOT / PLAIN_DIR)
+        print(f"{len(plain)} plain copies in {PLAIN_DIR}/")
     return 0
 
 
