@@ -38,3 +38,21 @@ def test_the_site_states_the_version_that_built_it(tmp_path):
     config = yaml.safe_load((tmp_path / "src" / "_config.yml").read_text())
     assert f"ood-utils {VERSION}" in config["html"]["extra_footer"]
     assert config["execute"]["execute_notebooks"] == "off"
+
+
+def test_the_colab_button_and_the_install_cells_name_the_same_release():
+    """The rocket button opens `repository.branch`; every chapter installs the package
+    from a git ref and links its student version at one: all the release's tag."""
+    import re
+
+    branch = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["branch"]
+    assert branch == f"v{VERSION}"
+    refs = {}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = path.read_text()
+        found = set(re.findall(r"twin-kl/twin-kl@(v[\w.]+)", text)) | set(
+            re.findall(r"twin-kl/twin-kl/(?:blob|raw)/([\w.]+)/", text)
+        )
+        assert found, f"{path.name} names no release"
+        refs[path.name] = found
+    assert all(found == {branch} for found in refs.values()), refs
