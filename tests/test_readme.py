@@ -61,5 +61,37 @@ def test_the_readme_examples_run(tmp_path, monkeypatch, capsys):
     assert namespace["detector"].reference > 0
 
 
+def shell_commands(path: Path) -> list[str]:
+    """The commands of a Markdown file's fenced ```bash blocks, comments stripped."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", path.read_text(), re.M | re.S)
+    lines = [line.split("#", 1)[0].strip() for b in blocks for line in b.splitlines()]
+    return [line for line in lines if line]
+
+
+def test_the_shell_commands_of_the_readme_and_the_book_exist_as_written():
+    """Every `make` target a page names exists, and every `tools/*.py` command parses
+    with that tool's own command line (its ``arguments()``)."""
+    import importlib
+    import shlex
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    pages = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]
+    commands = [(p.name, c) for p in pages for c in shell_commands(p)]
+    assert len(commands) >= 8
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
+    for page, command in commands:
+        words = [w for w in shlex.split(command) if not re.match(r"[A-Z_]+=", w)]
+        if words[0] == "make":
+            assert set(words[1:]) <= targets, f"{page}: {command}"
+            continue
+        assert words[0].endswith("python") and words[1].startswith("tools/"), command
+        assert (ROOT / words[1]).exists(), f"{page}: no {words[1]}"
+        tool = importlib.import_module(Path(words[1]).stem)
+        tool.arguments().parse_args(words[2:])  # exits (fails the test) if it can't
+    with pytest.raises(SystemExit):
+        importlib.import_module("reproduce").arguments().parse_args(["--bogus"])
+
+
 if __name__ == "__main__":
     pytest.main([__file__])

@@ -232,7 +232,8 @@ def table(quick: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the book's commands are parsed with it in the tests)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps: a smoke test")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -244,7 +245,11 @@ def main() -> int:
         metavar=("IMAGES", "STEPS"),
         help=argparse.SUPPRESS,
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = arguments().parse_args()
     if args.probe:
         print(json.dumps(probe(*args.probe)))
         return 0

@@ -64,11 +64,16 @@ def table(results_dir: Path, seconds: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the README's commands are parsed with it in the tests)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="full", choices=["fast", "full"])
     parser.add_argument("--out", type=Path, help="Markdown file to write")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = arguments().parse_args()
     out_root = ROOT / "_build" / "results"
     env = {
         "OOD_PROFILE": args.profile,

@@ -410,10 +410,14 @@ def write_result(path: Path, payload: dict) -> None:
     )
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the README's commands are parsed with it in the tests)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", nargs="+", metavar="E", help="experiments (default: E1 E2 E3)"
+        "--only",
+        nargs="+",
+        metavar="E",
+        help="experiments (default: E1 E2 E3)",
     )
     parser.add_argument(
         "--protocol", choices=["original", "book", "both"], default="both"
@@ -431,6 +435,11 @@ def main() -> int:
         help="run from a tree with uncommitted changes (recorded in the files)",
     )
     parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main() -> int:
+    parser = arguments()
     args = parser.parse_args()
 
     missing_env = {
