@@ -304,6 +304,10 @@ def test_exercises_are_gated_so_their_statements_are_plain_markdown(path):
             and body.source.strip()
         )
         assert end.source.strip() == "```{exercise-end}\n```".strip()
+        hint = re.search(r"\n:::\{hint\}\n:class: dropdown\n(.+)\n:::$", body.source)
+        assert hint and len(hint.group(1)) > 40, (
+            f"{path.name} cell {i + 1}: the exercise ends without a folded hint"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -318,6 +322,30 @@ def test_every_figure_has_alt_text(path):
             assert len(alt) > 20 and "\n" not in alt, (
                 f"{path.name} cell {i}: a figure without alt text"
             )
+
+
+def test_every_figure_is_numbered_and_captioned():
+    """A cell that draws a figure names it and captions it (myst-nb's
+    ``mystnb.figure``), so the site numbers it ("Fig. 3.2") and prose can reference
+    it; names are unique across the book, and the cell prints nothing else (myst-nb
+    would wrap that output in the same figure)."""
+    names = []
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type != "code" or "plt.show()" not in cell.source:
+                continue
+            if "remove-output" in cell.metadata.get("tags", []):
+                continue  # a live widget: the site shows no figure
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            where = f"{path.name} cell {i}"
+            assert figure.get("name", "").startswith(f"fig-{path.stem[:2]}-"), where
+            assert len(figure.get("caption", "")) > 30, f"{where}: no caption"
+            names.append(figure["name"])
+            after = cell.source.split("plt.show()", 1)[1]
+            assert "say(" not in after and "display(" not in after, (
+                f"{where}: prints after its figure; split the cell"
+            )
+    assert len(names) == len(set(names)), "two figures share a name"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -399,6 +427,7 @@ def test_the_notebooks_colab_opens_are_current_and_plain(path):
         assert not RAW_MYST.findall(markdown), RAW_MYST.findall(markdown)[:5]
         headings = re.findall(r"^### Exercise: (.+)$", markdown, re.MULTILINE)
         assert len(headings) == len(exercises(nbformat.read(path, as_version=4)))
+        assert markdown.count("<details><summary>Hint</summary>") == len(headings)
         assert all(h.strip() for h in headings)
 
 

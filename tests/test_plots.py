@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from ood_utils import plots
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_image_grid_layout_and_titles():
@@ -65,3 +69,27 @@ def test_heatmap_and_coloured_text():
         plots.coloured_text("abc", torch.zeros(2))
     u = plots.log_unit(np.array([0.0, 1e-4, 0.1, 1.0]), vmax=1.0)
     assert u[0] == 0 and u[-1] == 1 and np.all(np.diff(u) >= 0)
+
+
+def test_every_chapter_has_a_concept_diagram_drawn_from_its_table():
+    """One box per entry of the chapter's row of `diagrams.CONCEPTS`, an arrow from
+    every box of a stage to every box of the next; an unknown chapter is refused."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    from ood_utils import diagrams
+
+    chapters = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[01]*.ipynb"))
+    assert sorted(diagrams.CONCEPTS) == chapters
+    for chapter, stages in diagrams.CONCEPTS.items():
+        fig = diagrams.concept_diagram(chapter)
+        patches = fig.axes[0].patches
+        boxes = [p for p in patches if isinstance(p, FancyBboxPatch)]
+        arrows = [p for p in patches if isinstance(p, FancyArrowPatch)]
+        assert len(boxes) == sum(len(s) for s in stages)
+        assert len(arrows) == sum(len(a) * len(b) for a, b in zip(stages, stages[1:]))
+        texts = {t.get_text() for t in fig.axes[0].texts}
+        assert texts == {b.text for s in stages for b in s}
+        assert all(b.kind in diagrams.KIND_COLOURS for s in stages for b in s)
+        plt.close(fig)
+    with pytest.raises(ValueError, match="no diagram for chapter '12'"):
+        diagrams.concept_diagram("12")

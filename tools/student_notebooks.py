@@ -239,6 +239,8 @@ SOLUTION_FENCE = re.compile(
     r"```\{solution(?:-start)?\}[^\n]*\n(?:\s*:[a-z-]+:[^\n]*\n)*\s*```"
 )
 ROLE = re.compile(r"\{(cite:p|cite:t|term|numref|ref|doc)\}`([^`]*)`")
+#: a folded hint, ``:::{hint}`` with ``:class: dropdown``, and its text
+HINT = re.compile(r"^:::\{hint\}[^\n]*\n(?::[a-z-]+:[^\n]*\n)*(.*?)\n:::$", re.M | re.S)
 
 
 def _authors(bib: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
@@ -263,8 +265,9 @@ def _authors(bib: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
 def plain_markdown(source: str, authors: dict[str, tuple[str, str]]) -> str:
     """``source`` (MyST) as plain Markdown: an exercise's opening fence becomes the
     heading ``### Exercise: <title>``, a solution's ``#### Solution``, closing fences
-    disappear; ``{cite:p}`k``` becomes "(Patry, 2020)", ``{cite:t}`k``` "Patry (2020)",
-    a glossary term or a reference its text.
+    disappear; a folded hint becomes an HTML ``<details>`` block (Jupyter and Colab
+    fold it too); ``{cite:p}`k``` becomes "(Patry, 2020)", ``{cite:t}`k``` "Patry
+    (2020)", a glossary term or a reference its text.
 
     Raises:
         ValueError: for a citation key that is not in the bibliography."""
@@ -286,6 +289,12 @@ def plain_markdown(source: str, authors: dict[str, tuple[str, str]]) -> str:
     out = EXERCISE_FENCE.sub(lambda m: f"### Exercise: {m.group(1).strip()}", source)
     out = SOLUTION_FENCE.sub("#### Solution", out)
     out = FENCE_ONLY.sub("", out)
+    out = HINT.sub(
+        lambda m: (
+            f"<details><summary>Hint</summary>\n\n{m.group(1).strip()}\n\n</details>"
+        ),
+        out,
+    )
     return ROLE.sub(role, out).strip()
 
 
