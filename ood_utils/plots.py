@@ -257,3 +257,34 @@ def coloured_text(
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def rank_chart(
+    summaries: Mapping[str, pandas.DataFrame],
+    n_methods: int,
+    method: str = "twin max-KL",
+) -> Figure:
+    """Where ``method`` ranks in each (direction, OOD set) case, one marker series per
+    ``label -> summary`` (:func:`ood_utils.benchmark.wins_and_losses` tables, indexed
+    by (direction, OOD set), column ``"twin rank"``); rank 1, the best, at the top."""
+    widest = max(summaries.values(), key=len)  # its order first, then any others
+    cases = list(
+        dict.fromkeys(
+            [*widest.index, *(c for s in summaries.values() for c in s.index)]
+        )
+    )
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for (label, summary), marker in zip(summaries.items(), "oD^s"):
+        x = [cases.index(c) for c in summary.index]
+        ax.plot(x, summary["twin rank"], marker, label=label, ms=8, alpha=0.8)
+    ax.axhline(1, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(n_methods + 0.5, 0.5)
+    ax.set_yticks(range(1, n_methods + 1))
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(
+        [f"{d.split(' -> ')[0]} model\n{s}" for d, s in cases], fontsize=7, rotation=30
+    )
+    ax.set_ylabel(f"rank of {method}\n(1 = best of {n_methods})")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

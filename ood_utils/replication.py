@@ -1526,6 +1526,19 @@ def _scale_words(payload: Mapping[str, object]) -> str:
     return "60,000 images, 14 epochs"
 
 
+def baselines_metrics(payload: Mapping[str, object]) -> pd.DataFrame:
+    """Chapter 9's long table from an original-scale ``baselines`` result: one row per
+    (direction, OOD set, method) with its AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR, as
+    :func:`ood_utils.benchmark.wins_and_losses` reads it (the file keys each row
+    ``"direction, OOD set, method"``, names without commas)."""
+    rows = [
+        {**dict(zip(("direction", "OOD set", "method"), key.split(", ", 2))), **values}
+        for key, values in payload["numbers"].items()
+        if key != "twin max-KL"
+    ]
+    return pd.DataFrame(rows)
+
+
 def original_scale_value(
     results: Mapping[tuple[str, str], Mapping[str, object]], key: str, protocol: str
 ) -> float | None:

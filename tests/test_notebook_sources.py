@@ -338,7 +338,8 @@ def test_every_figure_is_numbered_and_captioned():
                 continue  # a live widget: the site shows no figure
             figure = cell.metadata.get("mystnb", {}).get("figure", {})
             where = f"{path.name} cell {i}"
-            assert figure.get("name", "").startswith(f"fig-{path.stem[:2]}-"), where
+            prefix = path.stem[:2] if path.stem[:2].isdigit() else path.stem
+            assert figure.get("name", "").startswith(f"fig-{prefix}-"), where
             assert len(figure.get("caption", "")) > 30, f"{where}: no caption"
             names.append(figure["name"])
             after = cell.source.split("plt.show()", 1)[1]

@@ -93,3 +93,27 @@ def test_every_chapter_has_a_concept_diagram_drawn_from_its_table():
         plt.close(fig)
     with pytest.raises(ValueError, match="no diagram for chapter '12'"):
         diagrams.concept_diagram("12")
+
+
+def test_the_rank_chart_puts_the_best_rank_on_top_and_reads_every_case():
+    import pandas as pd
+
+    from ood_utils import benchmark, replication
+
+    numbers = {
+        f"A -> B, {s}, {m}": {"AUROC": a, "AUPR-IN": a, "AUPR-OUT": a, "FPR@95TPR": 0.1}
+        for s, aurocs in {"noise": (0.9, 0.8, 0.7), "B": (0.6, 0.95, 0.5)}.items()
+        for m, a in zip(("MSP", "twin max-KL", "Energy"), aurocs)
+    }
+    numbers["twin max-KL"] = {"cases": 2.0}  # the summary row is not a case
+    long = replication.baselines_metrics({"numbers": numbers})
+    assert len(long) == 6 and set(long["OOD set"]) == {"noise", "B"}
+    summary = benchmark.wins_and_losses(long)
+    assert summary["twin rank"].tolist() == [2, 1]
+    fig = plots.rank_chart({"here": summary, "there": summary.iloc[:1]}, 3)
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (3.5, 0.5)  # rank 1 at the top
+    assert [len(line.get_xdata()) for line in ax.lines[:2]] == [2, 1]
+    assert len(ax.get_xticklabels()) == 2
+    plt.close(fig)
+    assert isinstance(long, pd.DataFrame)
