@@ -133,14 +133,12 @@ def test_site_builds_strictly(book):
 def test_the_notebooks_the_site_offers_for_download_are_plain(book):
     """The ``.ipynb`` download button serves ``_sources/``: plain copies, no MyST fence,
     option or role (what Jupyter would show as raw text)."""
-    from test_notebook_sources import RAW_MYST
+    from test_notebook_sources import RAW_MYST, markdown_of
 
     downloads = sorted((ROOT / "_build" / "html" / "_sources").rglob("*.ipynb"))
     assert len(downloads) == len(list((ROOT / "notebooks").glob("*.ipynb")))
     for path in downloads:
-        nb = nbformat.read(path, as_version=4)
-        markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-        raw = RAW_MYST.findall(markdown)
+        raw = RAW_MYST.findall(markdown_of(nbformat.read(path, as_version=4)))
         assert not raw, (path.name, raw[:3])
 
 

@@ -405,6 +405,11 @@ def test_a_cell_that_prints_prose_shows_no_source_on_the_site(path):
 RAW_MYST = re.compile(r"\{[a-z:-]+\}`|```\{|^:label:|^:class:", re.MULTILINE)
 
 
+def markdown_of(nb: nbformat.NotebookNode) -> str:
+    """All the markdown cells of ``nb``, joined."""
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_the_notebooks_colab_opens_are_current_and_plain(path):
     """colab/notebooks/ holds the plain copy of each chapter (the site's Colab button
@@ -424,7 +429,7 @@ def test_the_notebooks_colab_opens_are_current_and_plain(path):
     if student.exists():
         opened.append(nbformat.read(student, as_version=4))
     for nb in opened:
-        markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        markdown = markdown_of(nb)
         assert not RAW_MYST.findall(markdown), RAW_MYST.findall(markdown)[:5]
         headings = re.findall(r"^### Exercise: (.+)$", markdown, re.MULTILINE)
         assert len(headings) == len(exercises(nbformat.read(path, as_version=4)))

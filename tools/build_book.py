@@ -57,8 +57,8 @@ from run_notebooks import contention, cpu_counters, run, toc_notebooks  # noqa: 
 from student_notebooks import (  # noqa: E402
     first_exercise_prefix,
     solution_blocks,
-    to_plain,  # noqa: E402
     to_student,  # noqa: E402
+    write_plain_chapters,
     write_student_notebooks,
 )
 
@@ -274,16 +274,6 @@ def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def plain_downloads(paths: list[Path], html: Path) -> None:
-    """Replace the site's ``.ipynb`` downloads (``_sources/``, the executed notebooks,
-    MyST and all) with the plain copies the Colab button opens (:func:`to_plain`), so a
-    downloaded chapter reads in Jupyter as it does in Colab."""
-    for path in paths:
-        target = html / "_sources" / path.relative_to(ROOT)
-        if target.exists():
-            nbformat.write(to_plain(nbformat.read(path, as_version=4)), target)
-
-
 def package_version() -> str:
     """The package's version, from ``pyproject.toml`` (the one place that sets it)."""
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -399,8 +389,8 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         log(f"{report['sphinx']['seconds']:7.1f} s  site build (rc {proc.returncode})")
         if proc.returncode:
             log(report["sphinx"]["output"][-5000:])
-        else:
-            plain_downloads(paths, BUILD / "html")
+        else:  # the .ipynb downloads (_sources/): the plain copies Colab opens
+            write_plain_chapters(paths, BUILD / "html" / "_sources")
     (out / "execution.json").write_text(json.dumps(report, indent=1))
     return report
 

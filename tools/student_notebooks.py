@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import re
 import sys
@@ -243,6 +244,7 @@ ROLE = re.compile(r"\{(cite:p|cite:t|term|numref|ref|doc)\}`([^`]*)`")
 HINT = re.compile(r"^:::\{hint\}[^\n]*\n(?::[a-z-]+:[^\n]*\n)*(.*?)\n:::$", re.M | re.S)
 
 
+@functools.cache
 def _authors(bib: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
     """``{key: (authors, year)}`` of the bibliography, authors as "Patry", "Frankle and
     Carbin" or "Nguyen et al."."""
