@@ -251,3 +251,23 @@ def wins_and_losses(long: pd.DataFrame, method: str = "twin max-KL") -> pd.DataF
             }
         )
     return pd.DataFrame(rows).set_index(["direction", "OOD set"])
+
+
+def bottom_line(label: str, summary: pd.DataFrame, n_methods: int) -> str:
+    """One bullet: how often the twin score is the best of ``n_methods`` in the cases
+    of ``summary`` (:func:`wins_and_losses`), its median rank, and where it ranks
+    highest."""
+    ranks = summary["twin rank"]
+    top = ranks.min()
+    where = "; ".join(
+        f"{d.split(' -> ')[0]} model, {s}" for d, s in summary.index[ranks == top]
+    )
+    return (
+        f"- **{label}**: best of {n_methods} methods in **{int((ranks == 1).sum())}** "
+        f"of **{len(summary)}** cases, median rank **{ranks.median():.0f}**; "
+        + (
+            f"it wins on {where}."
+            if top == 1
+            else f"its best rank, **{top}**, on {where}."
+        )
+    )

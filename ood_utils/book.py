@@ -61,9 +61,8 @@ def scale_note(profile: Profile, budgets: tuple[str, ...] = ("main",)) -> str:
         budgets: the training budgets the chapter used: ``"main"`` and/or ``"sweep"``.
 
     Example: "Measured in the fast profile: 10,000 training images for 3 epochs (4,000
-    for 2 where many networks are trained), where the original trained on 60,000 for 14;
-    where a claim was also run at that scale (``tools/reproduce.py``), the book follows
-    that run." """
+    for 2 where many networks are trained), not all 60,000 for 14 as the full profile
+    does; where a claim was also run at that scale, the book follows that run." """
     prof = profile
 
     def words(n: int | None, epochs: int) -> str:
@@ -78,22 +77,17 @@ def scale_note(profile: Profile, budgets: tuple[str, ...] = ("main",)) -> str:
         parts.append(f"({sweep} where many networks are trained)" if parts else sweep)
     if not parts:
         raise ValueError(f"budgets must name 'main' and/or 'sweep', got {budgets!r}")
-    at_original = all(
+    at_full = all(
         (n is None and e == 14)
         for n, e in ([(prof.n_train, prof.epochs)] if "main" in budgets else [])
         + ([(prof.sweep.n_train, prof.sweep.epochs)] if "sweep" in budgets else [])
     )
-    if at_original:
-        return (
-            f"Measured in the {prof.name} profile, at the original's scale: "
-            f"{' '.join(parts)}."
-        )
+    if at_full:
+        return f"Measured in the {prof.name} profile, at full scale: {' '.join(parts)}."
     return (
-        f"Measured in the {prof.name} profile: {' '.join(parts)}, where the original "
-        "trained on "
-        "60,000 for 14; where a claim was also run at that scale "
-        "(`tools/reproduce.py`, the sections "
-        f'"At the original\'s scale"), the book follows that run.'
+        f"Measured in the {prof.name} profile: {' '.join(parts)}, not all 60,000 for "
+        "14 as the full profile does; where a claim was also run at that scale, the "
+        "book follows that run."
     )
 
 

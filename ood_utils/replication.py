@@ -951,8 +951,8 @@ def replication_table(
         Columns ``experiment``, ``claim``, ``published``, ``cell``, ``original
         protocol`` and ``book protocol`` (this build), ``scale`` (this build's),
         ``original protocol, original scale`` and ``book protocol, original scale``,
-        ``verdict`` and ``chapter``, in the order of :data:`CLAIMS`; a claim that
-        nothing ran is "not run at this scale".
+        ``verdict``, ``chapter`` and the claim's ``key``, in the order of
+        :data:`CLAIMS`; a claim that nothing ran is "not run at this scale".
     """
     found: dict[str, tuple[str, Mapping[str, object]]] = {}
     for chapter, payload in chapters.items():
@@ -988,9 +988,46 @@ def replication_table(
                 "book protocol, original scale": at_scale["book"],
                 "verdict": verdict_text,
                 "chapter": chapter,
+                "key": key,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _number(c: Claim, value: object) -> str:
+    """A claim's number as the Replication page prints it: a reference or ratio to 3
+    significant digits, an AUROC to 3 decimals, a share as a percentage to 3
+    significant digits (3.5%, 73.3%, 100%)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if c.relative:
+        return f"{value:.3g}"
+    return f"{value:.3f}" if "AUROC" in c.text else f"{100 * value:.3g}%"
+
+
+def reading_table(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """One experiment's rows of :func:`replication_table`, one row per claim, for
+    reading: ``claim``, ``published (cell)``, ``original's protocol here`` (this
+    build, at its scale), ``at the original's scale`` (its protocol, run by
+    ``tools/reproduce.py``) and ``verdict`` (with its cause)."""
+    rows = table[table["experiment"] == experiment]
+    if rows.empty:
+        raise ValueError(f"no claims of experiment {experiment!r}")
+    out = []
+    for _, row in rows.iterrows():
+        c = claim(row["key"])
+        out.append(
+            {
+                "claim": c.text,
+                "published (cell)": f"{_number(c, c.published)} ({c.cell})",
+                "original's protocol here": _number(c, row["original protocol"]),
+                "at the original's scale": _number(
+                    c, row["original protocol, original scale"]
+                ),
+                "verdict": row["verdict"],
+            }
+        )
+    return pd.DataFrame(out)
 
 
 # --- measuring an experiment

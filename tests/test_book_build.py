@@ -153,3 +153,19 @@ def test_no_progress_bar_is_frozen_into_a_page(book):
     assert pages
     frozen = [p.name for p in pages if bar.search(p.read_text())]
     assert not frozen, f"progress bars in {frozen}"
+
+
+@pytest.mark.notebooks
+def test_each_chapter_as_built_is_at_most_15_percent_apparatus(book):
+    """Issue 23: of what a reader sees of a chapter's body without unfolding anything
+    (prose, printed sentences included, and shown code), at most 15% is about the
+    original's protocol, ladders, scale and verdicts (tools/apparatus.py)."""
+    from apparatus import share
+
+    over = {}
+    for path in CHAPTERS:
+        executed = nbformat.read(ROOT / "_build" / "src" / "notebooks" / path.name, 4)
+        s = share(executed)
+        if s.prose > 0.15 or s.code > 0.15:
+            over[path.stem] = (f"prose {s.prose:.0%}", f"code {s.code:.0%}")
+    assert not over, over

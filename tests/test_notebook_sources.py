@@ -455,3 +455,89 @@ def test_plain_markdown_turns_myst_into_text():
     )
     with pytest.raises(ValueError, match="nobody"):
         plain_markdown("{cite:p}`nobody`", authors)
+
+
+# ---- issue 23: each chapter teaches first; the original in one closing section ----
+
+from apparatus import SECTION, share  # noqa: E402
+
+
+def _headings(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(cell index, heading line) of every level-2 heading."""
+    return [
+        (i, line)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_the_original_lives_in_one_closing_section_of_one_call(path):
+    """A chapter with a comparison has one "Against the original" section, after "What
+    we learned" and before the exercises, whose only code is one call of the package,
+    its output folded; no other section is about the original's protocol."""
+    from ood_utils import against
+
+    nb = nbformat.read(path, as_version=4)
+    headings = [h for _, h in _headings(nb)]
+    assert not [h for h in headings if "original" in h.lower() and h != SECTION], (
+        headings
+    )
+    if path.stem not in against.CHAPTERS:
+        assert SECTION not in headings
+        return
+    assert headings.count(SECTION) == 1, headings
+    assert headings.index("## What we learned") < headings.index(SECTION)
+    assert headings.index(SECTION) + 1 == headings.index("## Exercises")
+    start = next(i for i, h in _headings(nb) if h == SECTION)
+    end = next(i for i, h in _headings(nb) if h == "## Exercises")
+    shown = [
+        c
+        for c in nb.cells[start:end]
+        if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])
+    ]
+    assert len(shown) == 1, [c.source[:60] for c in shown]
+    assert "against.the_original(" in shown[0].source
+    assert len(shown[0].source.splitlines()) <= 5
+    assert "hide-output" in shown[0].metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_no_shown_code_cell_of_a_chapter_is_over_30_lines(path):
+    """Long helpers live in the package; the chapter shows the lines that matter,
+    solutions included."""
+    hidden = {"remove-input", "hide-input", "remove-cell"}
+    long = [
+        (c.get("id"), len(c.source.splitlines()))
+        for c in nbformat.read(path, as_version=4).cells
+        if c.cell_type == "code"
+        and not hidden & set(c.metadata.get("tags", []))
+        and len(c.source.splitlines()) > 30
+    ]
+    assert not long, long
+
+
+def test_the_apparatus_measure_counts_what_it_says():
+    cell = nbformat.v4.new_markdown_cell
+    code = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            cell("# Title\n\nOne two three four five six seven eight nine ten."),
+            cell("The original did it otherwise, in five words."),
+            code("x = 1\ny = 2"),
+            code("replication.ladder()"),
+            cell("## Against the original\n\nFolded below."),
+            code("against.the_original(run)"),
+            cell("## Exercises\n\nNot counted, original or not."),
+        ]
+    )
+    nb.cells[5].outputs = [
+        nbformat.v4.new_output("display_data", {"text/markdown": "many words " * 50})
+    ]
+    nb.cells[5].metadata["tags"] = ["hide-output"]
+    s = share(nb)
+    # words: title 1 + 10, original 8, heading 3 + 2; the folded output is not shown
+    assert (s.words, s.apparatus_words) == (24, 13)
+    assert (s.lines, s.apparatus_lines) == (4, 2)

@@ -48,6 +48,7 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import tomllib
 import yaml
 
@@ -242,9 +243,71 @@ def progress_as_text(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
+def colab_link(path: str) -> str:
+    """The Colab URL of a notebook of the repository (``colab/notebooks/01_x.ipynb``),
+    at the release the install cells name."""
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    return (
+        "https://colab.research.google.com/github/"
+        f"{repo['url'].removeprefix('https://github.com/')}/blob/{repo['branch']}/{path}"
+    )
+
+
+def reader_path(report: dict) -> str:
+    """The landing page's chapter table (each chapter's question, its run time in this
+    build, its Colab links) and the bottom line, from chapter 9's saved results."""
+    from ood_utils import benchmark, replication
+    from ood_utils.book import load_results
+    from ood_utils.run import from_environment
+
+    questions = yaml.safe_load((ROOT / "book" / "chapters.yml").read_text())
+    rows = [
+        "| | Chapter | The question | Run time | Open in Colab |",
+        "|---|---|---|---|---|",
+    ]
+    for i, (stem, question) in enumerate(questions.items(), 1):
+        seconds = report["notebooks"][f"{stem}.ipynb"]["seconds"]
+        title = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", 4).cells[1].source
+        title = title.splitlines()[0].removeprefix("# ")
+        full = colab_link(f"colab/notebooks/{stem}.ipynb")
+        student = colab_link(f"student/notebooks/{stem}.ipynb")
+        rows.append(
+            f"| {i} | [{title}](../notebooks/{stem}.ipynb) | {question} | "
+            f"{seconds:.0f} s | [chapter]({full}), [student]({student}) |"
+        )
+    run = from_environment("book")
+    tables = {}
+    if (ch9 := load_results(run).get("09_baselines")) is not None:
+        tables[f"this build ({run.profile.name} profile)"] = pd.DataFrame(
+            ch9["tables"]["metrics"]
+        )
+    scale = replication.load_results(run.original_scale_dir)
+    if (payload := scale.get(("baselines", "original"))) is not None:
+        tables["at the original's scale"] = replication.baselines_metrics(payload)
+    lines = [
+        benchmark.bottom_line(
+            label, benchmark.wins_and_losses(t), t["method"].nunique()
+        )
+        for label, t in tables.items()
+    ]
+    total = sum(r["seconds"] for r in report["notebooks"].values())
+    return (
+        "\n".join(rows)
+        + f"\n\nRun times are this build's ({total / 60:.0f} minutes for the whole "
+        f"book, {report['environment'].get('cpus', '?')} CPU cores, "
+        f"{run.profile.name} profile).\n\n"
+        "**The bottom line.** Chapter 9 ranks the twin score by AUROC among the "
+        "standard detectors on the same network, in every case (two models, six kinds "
+        "of strange input each):\n\n"
+        + ("\n".join(lines) if lines else "- chapter 9 saved no results in this build.")
+    )
+
+
+def stage(
+    executed: dict[Path, nbformat.NotebookNode], src: Path, report: dict | None = None
+) -> None:
     """Copy the book's sources into ``src`` with the executed notebooks and execution
-    off."""
+    off, and the landing page's reader's path computed from ``report``."""
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
@@ -272,6 +335,8 @@ def stage(executed: dict[Path, nbformat.NotebookNode], src: Path) -> None:
         f"<p>Built with ood-utils {package_version()}.</p>"
     )
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if report is not None:
+        (src / "book" / "reader_path.inc").write_text(reader_path(report) + "\n")
 
 
 def package_version() -> str:
@@ -365,7 +430,7 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
     failed = any(r["error"] or r["warnings"] for r in report["notebooks"].values())
     report["sphinx"] = {"returncode": None, "seconds": 0.0, "output": ""}
     if not failed:
-        stage(executed, out / "src")
+        stage(executed, out / "src", report)
         t0 = time.perf_counter()
         proc = subprocess.run(
             [
