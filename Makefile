@@ -17,8 +17,17 @@ endif
 # Each chapter saves its key results here; the book's results page reads them back.
 export OOD_RESULTS_DIR ?= $(abspath _build/results)
 
-.PHONY: env book test student clean
-env: $(STAMP)
+# The browser runtime of chapter 3's live figure (onnxruntime-web, pinned by
+# package-lock.json). Without npm the book still builds, and the figure says what to install.
+NODE_STAMP := node_modules/.installed
+
+.PHONY: env book test student clean serve
+env: $(STAMP) $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && touch $@; \
+	else echo "npm not found: chapter 3's live figure will ask for Node.js (https://nodejs.org)"; fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +37,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## make book: execute every chapter once, then write the website to _build/html (warnings are
 ## errors) and the student notebooks to _build/student; times in _build/execution.json
-book: $(STAMP)
+book: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/build_book.py
+
+## make serve: the built site on http://localhost:8000 (WebAssembly, and so chapter 3's
+## live figure, does not run from file:// pages)
+serve:
+	$(BIN)/python -m http.server --directory _build/html 8000
 
 ## make student: the student notebooks (solutions replaced by stubs) into student/ and the plain
 ## copies the Colab button opens into colab/ (plain Markdown, no MyST), nothing executed
@@ -38,7 +52,7 @@ student: $(STAMP)
 
 ## make test: the whole test suite: unit tests, then the book built as by `make book` (chapters
 ## in reverse order, each must stand alone) and every page opened in headless Chromium
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 clean:

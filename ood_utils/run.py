@@ -24,6 +24,10 @@ Environment variables
     ``results/original-scale``.
 ``OOD_DEVICE``
     Force a device (``cpu``, ``cuda``, ``cuda:1``...). Defaults to CUDA when present.
+``OOD_SITE_DIR``
+    Set by the book's build (``tools/build_book.py``): where a chapter writes files for
+    the website (chapter 3's live figure, :mod:`ood_utils.live`). Unset elsewhere: a
+    chapter run in Jupyter or Colab writes nothing there.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ ENV = {
     "results_dir": "OOD_RESULTS_DIR",
     "original_scale_dir": "OOD_ORIGINAL_SCALE_DIR",
     "device": "OOD_DEVICE",
+    "site_dir": "OOD_SITE_DIR",
 }
 
 #: The committed original-scale results, relative to the repository's root.
@@ -125,6 +130,7 @@ class Run:
         results_dir: the chapters' saved numbers
             (``<results_dir>/<profile>/<chapter>.json``).
         original_scale_dir: the original-scale results of ``tools/reproduce.py``.
+        site_dir: files for the website, during the book's build only (else ``None``).
     """
 
     chapter: str
@@ -135,6 +141,7 @@ class Run:
     cache_dir: Path
     results_dir: Path
     original_scale_dir: Path
+    site_dir: Path | None = None
 
     def replace(self, **changes: object) -> Run:
         """A copy with some fields changed (``run.replace(cache_dir=tmp)``)."""
@@ -185,6 +192,7 @@ def from_environment(
             "original_scale_dir",
             Path(__file__).resolve().parents[1] / ORIGINAL_SCALE_FOLDER,
         ),
+        site_dir=path("site_dir", None),  # type: ignore[arg-type]
     )
 
 

@@ -46,16 +46,19 @@ def kl_directed(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
-def pairwise_kl(log_probs: torch.Tensor) -> torch.Tensor:
+def pairwise_kl(log_probs: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """All directed divergences ``D[i, j, b] = KL(p_i(b) || p_j(b))``.
 
     Args:
         log_probs: ``(N, B, C)``.
+        validate: check ``log_probs`` first (:func:`check_log_probs`); ``False`` only
+            where the check cannot run, as in a graph exported to ONNX
+            (:mod:`ood_utils.live`).
 
     Returns:
         ``(N, N, B)`` in nats, zero on the diagonal.
     """
-    lp = check_log_probs(log_probs, min_members=1)
+    lp = check_log_probs(log_probs, min_members=1) if validate else log_probs
     # Computed term by term (not as entropy minus cross-entropy) so that identical
     # members give exactly 0, not rounding noise. Memory: N*N*B*C elements.
     d = (lp.exp().unsqueeze(1) * (lp.unsqueeze(1) - lp.unsqueeze(0))).sum(-1)
@@ -63,17 +66,19 @@ def pairwise_kl(log_probs: torch.Tensor) -> torch.Tensor:
     return d.masked_fill(eye, 0.0).clamp_min(0.0)
 
 
-def twin_score(log_probs: torch.Tensor) -> torch.Tensor:
+def twin_score(log_probs: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """The twin score: ``max_{i != j} KL(p_i || p_j)`` per input, in nats.
 
     Args:
         log_probs: ``(N, B, C)`` with ``N >= 2``.
+        validate: as in :func:`pairwise_kl`.
 
     Returns:
         ``(B,)``; exactly 0 where all members give the same distribution.
     """
-    check_log_probs(log_probs, min_members=2)
-    return pairwise_kl(log_probs).flatten(0, 1).amax(0)
+    if validate:
+        check_log_probs(log_probs, min_members=2)
+    return pairwise_kl(log_probs, validate=False).flatten(0, 1).amax(0)
 
 
 def symmetric_kl(log_probs: torch.Tensor) -> torch.Tensor:
@@ -191,14 +196,15 @@ def mutual_information(log_probs: torch.Tensor) -> torch.Tensor:
 
 
 def disagreement(
-    log_probs: torch.Tensor, first_pair_only: bool = False
+    log_probs: torch.Tensor, first_pair_only: bool = False, validate: bool = True
 ) -> torch.Tensor:
     """``True`` where any two members predict different classes (argmax). ``(N, B, C) ->
     (B,)`` bool.
 
     With ``first_pair_only``, only members 0 and 1 are compared, as the original did for
-    every N."""
-    check_log_probs(log_probs, min_members=2)
+    every N. ``validate`` as in :func:`pairwise_kl`."""
+    if validate:
+        check_log_probs(log_probs, min_members=2)
     pred = log_probs.argmax(-1)  # (N, B)
     if first_pair_only:
         pred = pred[:2]

@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import os
+import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -123,3 +129,61 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest h
         f"{_BOOK['busy_share'] or 0:.0%} of the CPUs)"
     )
     terminalreporter.write_line(f"{_BOOK['sphinx']['seconds']:7.1f} s  site build")
+
+
+#: Debian's Chromium, driven by Playwright (``.ci/run`` installs it; ``$CHROMIUM``
+#: overrides the path).
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep the test log readable
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on a free port of 127.0.0.1; yield its base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium for the session."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set "
+            "$CHROMIUM)"
+        )
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def site(book) -> str:
+    """Serve the built site (``_build/html``) on a free localhost port; yield its base
+    URL."""
+    if book["sphinx"]["returncode"] != 0:
+        pytest.fail("the site was not built (see test_site_builds_strictly)")
+    with serve(ROOT / "_build" / "html") as base:
+        yield base

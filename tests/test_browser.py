@@ -8,12 +8,7 @@ Screenshots go to ``_build/screenshots`` (test artifacts, not committed).
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
-import shutil
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -28,52 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 PAGES = toc_files(ROOT)
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep the test log readable
-        pass
-
-
-@pytest.fixture(scope="session")
-def site(book) -> str:
-    """Serve ``_build/html`` on a free localhost port; yield its base URL."""
-    if book["sphinx"]["returncode"] != 0:
-        pytest.fail("the site was not built (see test_site_builds_strictly)")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set "
-            "$CHROMIUM)"
-        )
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def expected_figures(page_name: str) -> int:

@@ -64,6 +64,12 @@ from student_notebooks import (  # noqa: E402
 )
 
 BUILD = ROOT / "_build"
+#: What chapters write for the website while they run (``OOD_SITE_DIR``: chapter 3's
+#: live figure), copied into the site's ``_static``.
+SITE_FILES = BUILD / "site"
+#: The live figure's browser runtime: onnxruntime-web, installed by ``make env`` (npm
+#: ci, pinned by package-lock.json).
+RUNTIME = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 # the last: book/text_sources
 SOURCES = [
     "_toc.yml",
@@ -153,6 +159,25 @@ def slowest_cells(nb: nbformat.NotebookNode, k: int = 3) -> list[dict]:
     return sorted(rows, key=lambda r: -r["seconds"])[:k]
 
 
+def stage_runtime(site_files: Path, runtime: Path = RUNTIME) -> bool:
+    """Start ``site_files`` afresh, with the live figure's browser runtime
+    (:data:`ood_utils.live.RUNTIME_FILES` from ``runtime``) in its folder; ``False``
+    where the runtime is not installed (no Node.js): the book still builds, and the
+    figure says what to install."""
+    from ood_utils import live
+
+    if site_files.exists():
+        shutil.rmtree(site_files)
+    folder = site_files / live.SITE_FOLDER
+    folder.mkdir(parents=True)
+    sources = [runtime / name for name in live.RUNTIME_FILES]
+    if not all(f.exists() for f in sources):
+        return False
+    for f in sources:
+        shutil.copy2(f, folder / f.name)
+    return True
+
+
 def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dict]:
     """Run one chapter as described in the module docstring; return it (stubs dropped)
     and a report."""
@@ -163,7 +188,9 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, dic
     error = None
     try:
         # no progress bar is frozen into a page: tqdm's bars stay for live runs only
-        run(plan, path.parent, timeout, env={"TQDM_DISABLE": "1"})
+        # (and chapter 3 writes its live figure's model into SITE_FILES)
+        env = {"TQDM_DISABLE": "1", "OOD_SITE_DIR": str(SITE_FILES)}
+        run(plan, path.parent, timeout, env=env)
     # the report says which cell failed; the build fails at the end
     except Exception as err:
         error = f"{type(err).__name__}: {str(err)[-3000:]}"
@@ -337,6 +364,8 @@ def stage(
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     if report is not None:
         (src / "book" / "reader_path.inc").write_text(reader_path(report) + "\n")
+    if SITE_FILES.exists():  # served from the site's _static (html_static_path)
+        shutil.copytree(SITE_FILES, src / "book" / "_static", dirs_exist_ok=True)
 
 
 def package_version() -> str:
@@ -406,6 +435,12 @@ def build(reverse: bool = False, log: Callable[[str], None] = print) -> dict:
         "environment": environment(),
     }
     log("on " + ", ".join(f"{k} {v}" for k, v in report["environment"].items()))
+    report["live_runtime"] = stage_runtime(SITE_FILES)
+    if not report["live_runtime"]:
+        log(
+            f"no browser runtime in {RUNTIME.relative_to(ROOT)} (Node.js and `make "
+            "env`): chapter 3's live figure will say so"
+        )
     executed = {}
     for path in paths:
         nb, rep = execute(path)
