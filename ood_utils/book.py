@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -133,9 +132,7 @@ def record(
         "profile": profile,
         "seed": run.seed,
         "device": str(device),
-        "hardware": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "hardware": run_context.hardware(device),
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "numpy": _version("numpy"),

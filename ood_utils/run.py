@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,6 +102,27 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
             f"${ENV['device']} to run on the CPU"
         )
     return device
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``"Intel(R) Xeon(R) Platinum 8480C"``, from
+    ``/proc/cpuinfo``), else what :mod:`platform` knows: CPU-bound times depend on
+    it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> str:
+    """What ``device`` is, for a record of where a result was computed: the GPU's name,
+    or the CPU's model and core count (``"AMD EPYC 7B13, 2 CPUs"``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {os.cpu_count()} CPUs"
 
 
 def seed_everything(seed: int) -> torch.Generator:

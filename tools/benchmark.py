@@ -1,8 +1,8 @@
 """Measure the package's speed against plain PyTorch, as ratios, and write the table.
 
-    python tools/benchmark.py                  # writes book/benchmark.md (the
-    performance appendix) python tools/benchmark.py --quick          # fewer steps, for
-    a smoke test
+    python tools/benchmark.py          # writes book/benchmark.md (the performance
+                                       # appendix)
+    python tools/benchmark.py --quick  # fewer steps, for a smoke test
 
 Three comparisons, each in one run on the same machine and data:
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from ood_utils import data, train  # noqa: E402
 from ood_utils.detectors import TwinDetector  # noqa: E402
 from ood_utils.models import Ensemble, MnistCNN  # noqa: E402
-from ood_utils.run import from_environment  # noqa: E402
+from ood_utils.run import cpu_model, from_environment  # noqa: E402
 
 OUT = ROOT / "book" / "benchmark.md"
 BATCH = 64
@@ -197,7 +196,7 @@ def table(quick: bool = False) -> str:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lines = [
         "Measured by `python tools/benchmark.py` on "
-        f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} "
+        f"{cpu_model()} ({torch.get_num_threads()} "
         f"threads, {device}), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
         "",
         "| comparison | package | baseline | ratio |",

@@ -1,11 +1,10 @@
 """Build the book: execute every chapter once, write the student notebooks, then the
 website.
 
-    python tools/build_book.py              # `make book`: chapters in reading order ->
-    _build/html python tools/build_book.py --reverse    # the tests' order: every
-    chapter must stand alone
-                                            # (the results page, which collects theirs,
-                                            runs last)
+    python tools/build_book.py            # `make book`: chapters in reading order
+    python tools/build_book.py --reverse  # the tests' order: every chapter must stand
+                                          # alone (the results page, which collects
+                                          # theirs, runs last)
 
 1. Each notebook in ``_toc.yml`` runs top to bottom in a fresh kernel (nbclient), timed.
    A chapter with exercises runs as its *student* version up to and including the stubs
@@ -377,23 +376,14 @@ def environment() -> dict[str, str]:
     """Profile, versions and hardware of this build, for the report."""
     import torch
 
-    cpu = platform.processor()
-    # e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480C": a chapter's speed depends
-    # on it
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    from ood_utils.run import cpu_model
+
     return {
         "profile": os.environ.get("OOD_PROFILE", "fast"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "cpu": cpu,
+        "cpu": cpu_model(),  # a chapter's speed depends on it
         "cpus": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
         "cuda": str(torch.cuda.is_available()),

@@ -1,13 +1,13 @@
 """Run chapters as Colab would: from the installed package alone, each in an empty
 folder.
 
-    python tools/colab_sim.py notebooks/01_fooling_attack.ipynb            # the CI's
-    check python tools/colab_sim.py --all                                        # every
-    notebook of _toc.yml python tools/colab_sim.py --all --python
-    ~/.pyenv/versions/3.12.1/bin/python   # Colab's Python
+    python tools/colab_sim.py notebooks/01_fooling_attack.ipynb  # the CI's check
+    python tools/colab_sim.py --all            # every notebook of _toc.yml
+    python tools/colab_sim.py --all --python ~/.pyenv/versions/3.12.1/bin/python
+                                               # with Colab's Python
 
 1. A wheel is built from the last commit (``git archive HEAD``: nothing uncommitted can
-    leak in).
+   leak in).
 2. A fresh virtual environment gets that wheel with its base dependencies only (no
    ``[book,test]`` extras; versions pinned by ``constraints.txt``), plus what Colab
    itself provides to run a notebook (``ipykernel``, ``nbclient``).

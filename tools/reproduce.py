@@ -1,10 +1,11 @@
 """Run the original's experiments at its scale, under its protocol and the book's, and
 keep the numbers.
 
-    python tools/reproduce.py                                  # E1, E2, E3 (the CPU
-    ones), both protocols python tools/reproduce.py --only E2 --protocol original    #
-    one experiment, one protocol python tools/reproduce.py --only E2bis E4 --device cuda
-    # the GPU ones
+    python tools/reproduce.py                             # E1, E2, E3 (the CPU
+                                                          # ones), both protocols
+    python tools/reproduce.py --only E2 --protocol original  # one experiment, one
+                                                             # protocol
+    python tools/reproduce.py --only E2bis E4 --device cuda  # the GPU ones
 
 The original's scale is all 60,000 training images for 14 epochs and the full
 10,000-image test sets. What each experiment trains and measures is
@@ -63,20 +64,6 @@ def git_state() -> tuple[str, bool]:
         check=True,
     ).stdout.strip()
     return commit, bool(status)
-
-
-def hardware(device: torch.device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def train_or_load(
@@ -372,6 +359,7 @@ def result_payload(
     import torchvision
 
     from ood_utils import replication
+    from ood_utils import run as run_context
 
     spec = replication.experiment_spec(experiment, protocol, part)
     return {
@@ -384,7 +372,7 @@ def result_payload(
             "dirty": dirty,
             "allow_dirty": allow_dirty,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "hardware": hardware(device),
+            "hardware": run_context.hardware(device),
             "device": str(device),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
