@@ -232,8 +232,6 @@ def figure(
     manifest = {
         "ref": float(ref),
         "k": float(k),
-        "threshold": float(k * ref),
-        "outputs": OUTPUTS,
         "folder": SITE_FOLDER,
         **files,
         "no_runtime": NO_RUNTIME,

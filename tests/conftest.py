@@ -164,6 +164,29 @@ def serve(folder: Path) -> Iterator[str]:
         server.shutdown()
 
 
+def page_problems(page) -> list[str]:  # noqa: ANN001 (a Playwright page)
+    """What goes wrong on ``page`` from now on, as lines: console errors and warnings,
+    uncaught errors, failed requests and HTTP errors (the list fills as it happens)."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
+        ),
+    )
+    return problems
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Chromium for the session."""

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from conftest import page_problems  # noqa: E402
 from run_notebooks import toc_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,23 +61,7 @@ def colab_url(page: str) -> str:
 @pytest.mark.parametrize("page_name", PAGES)
 def test_page_in_browser(site, browser, page_name):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.on(
-        "response",
-        lambda r: (
-            problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
-        ),
-    )
+    problems = page_problems(page)
     response = page.goto(f"{site}/{page_name}.html", wait_until="networkidle")
     assert response is not None and response.ok, (
         f"{page_name}.html: HTTP {response and response.status}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, RUN, needs_data, serve
+from conftest import ROOT, RUN, needs_data, page_problems, serve
 
 from ood_utils import data, live, scores, train
 from ood_utils.book import load_results
@@ -162,17 +162,9 @@ def assert_same(shown: dict, want: dict, where: str) -> None:
 
 
 def watch(page, base: str) -> list[str]:
-    """Collect console errors, page errors and requests that leave ``base``."""
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    """What goes wrong on ``page`` (:func:`conftest.page_problems`), and every request
+    that leaves ``base``."""
+    problems = page_problems(page)
     page.on(
         "request",
         lambda r: (
