@@ -12,6 +12,7 @@ outputs of the last step).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -400,3 +401,33 @@ def joint_attack(
         success=lambda lp: passes_detector(lp, score_threshold, confidence),
         **{"desc": "joint attack", **options},
     )
+
+
+def caught(log_probs: torch.Tensor, score_threshold: float) -> torch.Tensor:
+    """``(B,)`` bool: the inputs the twin detector flags, whatever the members'
+    confidence (twin score at or above ``score_threshold``, or the members disagree):
+    how an attack on one twin is judged by both. ``log_probs: (N, B, K)``."""
+    return ~passes_detector(log_probs, score_threshold, confidence=None)
+
+
+def joint_attack_pair(
+    ensemble: Ensemble,
+    score_threshold: float,
+    steps: int,
+    confidence: float = 0.8,
+    **options: Any,
+) -> tuple[AttackResult, AttackResult]:
+    """The joint attack judged with the confidence condition and without it:
+    ``(strict, loose)``, both :func:`joint_attack`'s results.
+
+    With a fixed number of steps (``conditions.stop == "fixed"``) the trajectory does
+    not depend on the rule, so one run is judged both ways (``loose`` is ``strict``
+    judged again); with an early stop each rule stops its own run. ``options``: as in
+    :func:`joint_attack`."""
+    strict = joint_attack(ensemble, score_threshold, confidence, steps=steps, **options)
+    if options.get("conditions", BOOK_CONDITIONS).stop == "early":
+        loose = joint_attack(ensemble, score_threshold, None, steps=steps, **options)
+        return strict, loose
+    ok = passes_detector(strict.log_probs, score_threshold, confidence=None)
+    steps_taken = torch.where(ok, steps, -1)
+    return strict, dataclasses.replace(strict, success=ok, steps=steps_taken)

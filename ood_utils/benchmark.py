@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import attacks, data, metrics, train
+from . import attacks, cache, data, metrics, train
 from .detectors import Outputs, TwinDetector, forward_outputs, score
 from .models import Ensemble
 from .profiles import Profile
@@ -40,7 +40,7 @@ _FOOLING_IMAGES: dict[tuple, torch.Tensor] = {}
 
 
 def _chapter1_attack(run: Run, progress: bool) -> torch.Tensor:
-    cnn = train.get_ensemble(
+    cnn = cache.get_ensemble(
         train.TrainConfig.from_profile(run.profile, dataset="mnist", n_members=1),
         run,
         progress=progress,

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from IPython.display import Markdown, display
 
 from . import run as run_context
 from .cache import atomic_write
-from .profiles import Profile
+from .profiles import ORIGINAL_BUDGET, Profile
 from .run import Run
 
 if TYPE_CHECKING:
@@ -26,14 +27,23 @@ __all__ = ["load_results", "record", "say", "scale_note", "setup"]
 Number = float | int
 
 
-def setup(chapter: str, seed: int = 0, **overrides: object) -> Run:
-    """A chapter's first line: its run context (:func:`ood_utils.run.setup`: the
-    environment read once, every generator seeded with ``seed``), and a line saying what
-    it runs with.
+def setup(
+    chapter: str,
+    seed: int = 0,
+    environ: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Run:
+    """A chapter's first line: every generator seeded with ``seed``, the run context
+    read from the environment once (:func:`ood_utils.run.from_environment`; ``environ``
+    defaults to ``os.environ``), and a line saying what it runs with.
 
     ``overrides`` set fields of the :class:`~ood_utils.run.Run` (``profile="full"``,
-    ``device="cpu"``)."""
-    run = run_context.setup(chapter, seed, **overrides)
+    ``device="cpu"``). Example::
+
+        run = book.setup("02_twin_training")  # run.profile, run.device, ...
+    """
+    run_context.seed_everything(seed)
+    run = run_context.from_environment(chapter, environ, seed=seed, **overrides)
     print(
         f"profile: {run.profile.name} | device: {run.device} | torch "
         f"{torch.__version__}"
@@ -76,17 +86,13 @@ def scale_note(profile: Profile, budgets: tuple[str, ...] = ("main",)) -> str:
         parts.append(f"({sweep} where many networks are trained)" if parts else sweep)
     if not parts:
         raise ValueError(f"budgets must name 'main' and/or 'sweep', got {budgets!r}")
-    at_full = all(
-        (n is None and e == 14)
-        for n, e in ([(prof.n_train, prof.epochs)] if "main" in budgets else [])
-        + ([(prof.sweep.n_train, prof.sweep.epochs)] if "sweep" in budgets else [])
-    )
-    if at_full:
+    used = [prof.budget(b) for b in ("main", "sweep") if b in budgets]
+    if all(b == ORIGINAL_BUDGET for b in used):
         return f"Measured in the {prof.name} profile, at full scale: {' '.join(parts)}."
     return (
         f"Measured in the {prof.name} profile: {' '.join(parts)}, not all 60,000 for "
-        "14 as the full profile does; where a claim was also run at that scale, the "
-        "book follows that run."
+        f"{ORIGINAL_BUDGET.epochs} as the full profile does; where a claim was also "
+        "run at that scale, the book follows that run."
     )
 
 

@@ -189,6 +189,22 @@ def log_unit(
     return np.clip((np.log(np.maximum(v, floor * top)) - lo) / (np.log(top) - lo), 0, 1)
 
 
+def _text_cells(text: str, width: int) -> tuple[list[tuple[int, int, int]], int]:
+    """Where each character of ``text`` is drawn: ``(row, col, index into text)``, lines
+    wrapped at ``width`` (newlines take no cell), and the number of rows."""
+    cells: list[tuple[int, int, int]] = []
+    row = col = 0
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            row, col = row + 1, 0
+            continue
+        if col == width:
+            row, col = row + 1, 0
+        cells.append((row, col, i))
+        col += 1
+    return cells, row + 1
+
+
 def coloured_text(
     text: str,
     values: torch.Tensor | np.ndarray,
@@ -210,17 +226,7 @@ def coloured_text(
         raise ValueError(f"{len(text)} characters but values of shape {vals.shape}")
     if width < 1:
         raise ValueError(f"width must be positive, got {width}")
-    cells: list[tuple[int, int, int]] = []  # (row, col, index into text)
-    row = col = 0
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            row, col = row + 1, 0
-            continue
-        if col == width:
-            row, col = row + 1, 0
-        cells.append((row, col, i))
-        col += 1
-    nrows = row + 1
+    cells, nrows = _text_cells(text, width)
     colours = plt.get_cmap(cmap)(log_unit(vals, vmax, floor))
     grid = np.ones((nrows, width, 4))
     boxed = np.zeros(len(text), dtype=bool)

@@ -3,7 +3,7 @@ original's.
 
 A :class:`Profile` holds compute budgets only (images, epochs, restarts, passes); what a
 chapter trains or measures lives with that chapter's code. The run context
-(:func:`ood_utils.run.setup`) picks the profile a chapter runs under.
+(:func:`ood_utils.book.setup`) picks the profile a chapter runs under.
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
 
+#: The original's training budget: all 60,000 images for 14 epochs (PyTorch's MNIST
+#: example), the full profile's.
+ORIGINAL_BUDGET = Budget(None, 14)
+
 PROFILES: dict[str, Profile] = {
     # A chapter in a few minutes on 2 CPU cores.
     "fast": Profile(
@@ -86,11 +90,11 @@ PROFILES: dict[str, Profile] = {
         n_test=2_000,
         attack=AttackBudget(ladder_restarts=20),
     ),
-    # The original experiments: full datasets, 14 epochs (PyTorch's MNIST example).
+    # The original experiments.
     "full": Profile(
         name="full",
-        main=Budget(None, 14),
-        sweep=Budget(None, 14),
+        main=ORIGINAL_BUDGET,
+        sweep=ORIGINAL_BUDGET,
         n_test=None,
         attack=AttackBudget(steps=1000),
         n_noise=10_000,

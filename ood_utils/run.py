@@ -138,7 +138,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class Run:
-    """Everything a chapter runs with. Build it with :func:`setup` (or
+    """Everything a chapter runs with. Build it with :func:`ood_utils.book.setup` (or
     :func:`from_environment`).
 
     Attributes:
@@ -178,7 +178,8 @@ def from_environment(
     """The run context that the environment variables (:data:`ENV`) describe, with
     ``overrides``.
 
-    Reads ``environ`` (default ``os.environ``) once; seeds nothing (see :func:`setup`).
+    Reads ``environ`` (default ``os.environ``) once; seeds nothing (a chapter's
+    :func:`ood_utils.book.setup` does).
     """
     environ = os.environ if environ is None else environ
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Run)}
@@ -218,23 +219,6 @@ def from_environment(
     )
 
 
-def setup(
-    chapter: str,
-    seed: int = 0,
-    environ: Mapping[str, str] | None = None,
-    **overrides: object,
-) -> Run:
-    """A chapter's first line: its run context, with every global generator seeded with
-    ``seed``.
-
-    Example::
-
-        run = book.setup("02_twin_training")  # run.profile, run.device, ...
-    """
-    seed_everything(seed)
-    return from_environment(chapter, environ, seed=seed, **overrides)
-
-
 def library(device: str | torch.device | None = None) -> Run:
     """The context of a library call made without one: the fast profile, ``device``
     (default: CUDA when present) and the user cache's folders (:func:`user_cache`); no
@@ -243,10 +227,3 @@ def library(device: str | torch.device | None = None) -> Run:
     return from_environment(
         "library", environ=xdg, **({} if device is None else {"device": device})
     )
-
-
-def context(run: Run | None, device: str | torch.device | None = None) -> Run:
-    """``run`` (default :func:`library`), on ``device`` when one is given."""
-    if run is None:
-        return library(device)
-    return run if device is None else run.replace(device=resolve_device(device))

@@ -15,7 +15,6 @@ characters."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.resources
 import lzma
@@ -25,6 +24,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import scores
-from .cache import cached, config_key, load_checkpoint, save_checkpoint
+from .configs import KeyedConfig
 from .data import DataNotFoundError
 from .models import Ensemble, RandomStreams
 from .profiles import Profile, get_profile
 from .progress import progress_bar
-from .run import Run, context, default_folder
+from .run import Run, default_folder
 from .train import joint_steps
 
 # --- The books
@@ -403,9 +403,9 @@ TEXT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class TextConfig:
+class TextConfig(KeyedConfig):
     """Everything that determines a trained pair of character models (and its cache
-    key).
+    key, :meth:`~ood_utils.configs.KeyedConfig.key` with :data:`TEXT_FORMAT_VERSION`).
 
     The training text is ``book`` up to the heading ``Chapter <held_out_from>``; the
     rest of the book is held out as English test text."""
@@ -423,6 +423,8 @@ class TextConfig:
     lr: float = 2e-3
     seed: int = 0
     identical_init: bool = False
+
+    format_version: ClassVar[int] = TEXT_FORMAT_VERSION
 
     def __post_init__(self) -> None:
         check_book(self.book)
@@ -442,11 +444,6 @@ class TextConfig:
         with ``overrides`` applied."""
         settings = PROFILE_SETTINGS[get_profile(profile).name]
         return cls(**{**settings.model, **overrides})  # type: ignore[arg-type]
-
-    def key(self) -> str:
-        """A short hash of every field plus :data:`TEXT_FORMAT_VERSION`: the cache
-        key."""
-        return config_key(self, TEXT_FORMAT_VERSION)
 
 
 @dataclass
@@ -540,15 +537,14 @@ def random_windows(
 def train_twins(
     config: TextConfig,
     corpus: TextCorpus,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
+    run: Run,
     progress: bool = True,
 ) -> tuple[Ensemble, TextHistory]:
     """Train the members together on the same batches of random windows
     (:func:`ood_utils.train.joint_steps`: summed cross-entropy; here AdamW with a
     one-cycle schedule stepped every step). Returns the twins (eval mode) and the
-    :class:`TextHistory`."""
-    device = context(run, device).device
+    :class:`TextHistory`. They train on ``run.device``."""
+    device = run.device
     start = time.perf_counter()
     twins = make_twins(config, len(corpus.tokenizer)).to(device).train()
     streams = dropout_stream(config, len(corpus.tokenizer), device)
@@ -574,52 +570,6 @@ def train_twins(
         if step % 50 == 0:
             losses.append(float(loss))
     return twins.eval(), TextHistory(losses, time.perf_counter() - start, str(device))
-
-
-def get_text_twins(
-    config: TextConfig,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> tuple[Ensemble, TextCorpus, TextHistory]:
-    """The trained twins for ``config``: from ``run.cache_dir`` if present, else trained
-    and cached.
-
-    The book is read from ``run.data_root`` when a copy is there (:func:`load_book`).
-    Checkpoints are written atomically and loaded with ``weights_only=True``; one that
-    is unreadable or belongs to another config is reported and retrained
-    (:func:`ood_utils.cache.cached`)."""
-    run = context(run, device)
-    corpus = training_corpus(config, run.data_root)
-    header = {
-        "format": TEXT_FORMAT_VERSION,
-        "config": dataclasses.asdict(config),
-        "vocab": corpus.tokenizer.chars,
-    }
-
-    def load(path: Path) -> tuple[Ensemble, TextHistory]:
-        state, history = load_checkpoint(path, header)
-        twins = make_twins(config, len(corpus.tokenizer))
-        twins.load_state_dict(state)
-        return twins.to(run.device).eval(), TextHistory(**history)
-
-    def save(result: tuple[Ensemble, TextHistory], path: Path) -> None:
-        save_checkpoint(path, header, result[1], result[0].state_dict())
-
-    twins, history = cached(
-        text_checkpoint_path(config, run.cache_dir),
-        load,
-        lambda: train_twins(config, corpus, run, progress=progress),
-        save,
-        progress=progress,
-    )
-    return twins, corpus, history
-
-
-def text_checkpoint_path(config: TextConfig, cache_dir: Path | str) -> Path:
-    """Where the text twins of ``config`` are cached:
-    ``<cache_dir>/text-<book>-x<N>-<key>.pt``."""
-    return Path(cache_dir) / f"text-{config.book}-x{config.n_members}-{config.key()}.pt"
 
 
 # --- Per-character scores

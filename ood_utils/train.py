@@ -12,27 +12,20 @@ so it trains bit for bit as it would alone, and the cache stores members, not en
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from . import data
-from .cache import (
-    config_fields,
-    config_key,
-    load_checkpoint,
-    load_or_report,
-    save_checkpoint,
-)
+from .configs import KeyedConfig
 from .models import Ensemble, RandomStreams, build_model, predict_log_probs
 from .profiles import Profile, get_profile
 from .progress import progress_bar
-from .run import Run, context
+from .run import Run
 
 #: Bumped whenever the training code changes in a way that changes the weights.
 FORMAT_VERSION = 2
@@ -45,8 +38,9 @@ NORMALIZATIONS = ("dataset", "mnist")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a trained ensemble (and so its cache key).
+class TrainConfig(KeyedConfig):
+    """Everything that determines a trained ensemble (and so its cache key,
+    :meth:`~ood_utils.configs.KeyedConfig.key` with :data:`FORMAT_VERSION`).
 
     Attributes:
         dataset: ``"mnist"`` or ``"fashionmnist"``.
@@ -98,6 +92,8 @@ class TrainConfig:
     normalization: str = "dataset"
     shared_module: bool = False
 
+    format_version: ClassVar[int] = FORMAT_VERSION
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", data.check_name(self.dataset))
         if self.n_members < 1:
@@ -148,15 +144,6 @@ class TrainConfig:
         )
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
-
-    def key(self) -> str:
-        """A short hash of the fields that differ from their defaults, plus
-        :data:`FORMAT_VERSION`.
-
-        Fields at their default values are left out, so adding a field (with a default
-        that keeps the old behaviour) leaves every existing key, and cached member,
-        valid."""
-        return config_key(self, FORMAT_VERSION)
 
 
 @dataclass
@@ -317,8 +304,7 @@ def _streams(
 
 def train_ensemble(
     config: TrainConfig,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
+    run: Run,
     progress: bool = True,
     members: Sequence[int] | None = None,
 ) -> tuple[Ensemble, History]:
@@ -327,11 +313,9 @@ def train_ensemble(
     ``members`` picks the member indices to train; each trains exactly as it would alone
     or in the full ensemble (same init, batches and dropout stream: bit-identical
     weights). With ``shared_module`` the one module is trained by all members' passes,
-    whatever ``members``. The data come from ``run.data_root``, on ``device`` (default
-    ``run.device``; without a run,
-    :func:`ood_utils.run.library`). Returns the trained ensemble (in eval mode, on the
-    device) and its :class:`History`."""
-    run = context(run, device)
+    whatever ``members``. The data come from ``run.data_root``; it trains on
+    ``run.device`` (another device: ``run.replace(device=...)``). Returns the trained
+    ensemble (in eval mode, on that device) and its :class:`History`."""
     device = run.device
     every = members is None or config.shared_module
     members = list(range(config.n_members)) if every else list(members)
@@ -398,149 +382,11 @@ def accuracy(
     return (lp.argmax(-1) == labels).double().mean(1).tolist()
 
 
-def member_path(config: TrainConfig, i: int, cache_dir: Path | str) -> Path:
-    """Where member ``i`` of ``config`` is cached:
-    ``<cache>/<dataset>-<arch>-<key>-i<init>-d<drop>.pt``.
-
-    The key hashes the training settings without the member count and seed rules, and
-    the name carries the member's two seeds (:func:`member_seeds`). So every ensemble
-    that contains the same member shares its file: the single CNN of chapter 1 is twin 1
-    of chapter 2, and identical-init twins with synchronised dropout are one file read
-    twice."""
-    init, drop = member_seeds(config, i)
-    seeds = f"i{init}-shared" if config.shared_module else f"i{init}-d{drop}"
-    return (
-        Path(cache_dir)
-        / f"{config.dataset}-{config.arch}-{_shared(config).key()}-{seeds}.pt"
-    )
-
-
-def _shared(config: TrainConfig) -> TrainConfig:
-    """The settings every member of ``config`` trains with (without the count and seed
-    rules).
-
-    A shared module is trained by every member's pass, so all of its config matters.
-    """
-    if config.shared_module:
-        return config
-    return dataclasses.replace(
-        config, n_members=1, identical_init=False, sync_dropout=False
-    )
-
-
-def checkpoint_paths(config: TrainConfig, cache_dir: Path | str) -> list[Path]:
-    """The cache files of members ``0 .. n_members - 1`` (a file can appear more than
-    once)."""
-    return [member_path(config, i, cache_dir) for i in range(config.n_members)]
-
-
-def _member_payload(config: TrainConfig, i: int) -> dict:
-    init, drop = member_seeds(config, i)
-    if config.shared_module:  # one file for all members: it records every pass's stream
-        drop = [member_seeds(config, j)[1] for j in range(config.n_members)]
-    return {
-        "format": FORMAT_VERSION,
-        "config": config_fields(_shared(config)),
-        "init_seed": init,
-        "dropout_seed": drop,
-    }
-
-
-def save_member(
-    state: dict, hist: History, config: TrainConfig, i: int, path: Path
-) -> None:
-    """Write member ``i`` (its state dict, on the CPU) atomically: to a temporary file,
-    then rename."""
-    save_checkpoint(path, _member_payload(config, i), hist, state)
-
-
-def load_member(config: TrainConfig, i: int, path: Path) -> tuple[dict, History]:
-    """Member ``i``'s state dict and history, loaded with ``weights_only=True``.
-
-    Raises ``ValueError`` if the file was saved for another member, config or format.
-    """
-    state, history = load_checkpoint(path, _member_payload(config, i))
-    return state, History(**history)
-
-
-def load_ensemble(
-    config: TrainConfig,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
-) -> tuple[Ensemble, History]:
-    """The cached ensemble of ``config`` (from ``run.cache_dir``); raises if a member is
-    missing or unusable."""
-    run = context(run, device)
-    return _assemble(
-        config,
-        [
-            load_member(config, i, p)
-            for i, p in enumerate(checkpoint_paths(config, run.cache_dir))
-        ],
-        run.device,
-    )
-
-
-def _assemble(
-    config: TrainConfig, members: list[tuple[dict, History]], device: torch.device
-) -> tuple[Ensemble, History]:
-    ens = make_ensemble(config)
-    for net, (state, _) in zip(ens.members, members):
-        net.load_state_dict(state)
-    return ens.to(device).eval(), History.join([h for _, h in members])
-
-
-def get_ensemble(
-    config: TrainConfig,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
-    retrain: bool = False,
-    progress: bool = True,
-) -> tuple[Ensemble, History]:
-    """The trained ensemble for ``config``: cached members (in ``run.cache_dir``) are
-    loaded, the others trained.
-
-    Each member is cached on its own (:func:`member_path`), so ensembles share members:
-    asking for 8 members after 2 trains only members 3-8, together, on the same batches.
-    A checkpoint that cannot be read or belongs to another config is reported and its
-    member retrained; training that is interrupted leaves no file behind. ``device``
-    overrides ``run.device``; without a run, :func:`ood_utils.run.library` gives the
-    folders."""
-    run = context(run, device)
-    paths = checkpoint_paths(config, run.cache_dir)
-    found: dict[Path, tuple[dict, History]] = {}
-    for i, path in enumerate(paths):
-        if not retrain and path not in found:
-            member = load_or_report(path, lambda p, i=i: load_member(config, i, p))
-            if member is not None:
-                found[path] = member
-    loaded = [i + 1 for i, p in enumerate(paths) if p in found]
-    first_of_file = {p: i for i, p in reversed(list(enumerate(paths)))}
-    # one member per file
-    missing = sorted(i for p, i in first_of_file.items() if p not in found)
-    if missing:
-        ens, hist = train_ensemble(config, run, progress=progress, members=missing)
-        for j, i in enumerate(missing):
-            found[paths[i]] = (
-                {k: v.detach().cpu() for k, v in ens[j].state_dict().items()},
-                hist.member(j),
-            )
-        for i in missing:  # saved only once every member has trained
-            save_member(*found[paths[i]], config, i, paths[i])
-    if progress and loaded:
-        print(
-            f"loaded cached {config.dataset} {config.arch} "
-            f"member{'s' * (len(loaded) > 1)} {', '.join(map(str, loaded))} of "
-            f"{config.n_members}"
-        )
-    return _assemble(config, [found[p] for p in paths], run.device)
-
-
 def time_steps(
     config: TrainConfig,
     n_steps: int = 50,
-    run: Run | None = None,
-    device: torch.device | str | None = None,
+    *,
+    run: Run,
     warmup: int = 5,
 ) -> float:
     """Seconds per training step of a fresh ensemble for ``config`` (same batches,
@@ -551,7 +397,6 @@ def time_steps(
     """
     if n_steps < 1 or warmup < 0:
         raise ValueError(f"need n_steps >= 1 and warmup >= 0, got {n_steps}, {warmup}")
-    run = context(run, device)
     device = run.device
     train = data.load(
         config.dataset,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from conftest import DATA, RUN, needs_data
 
-from ood_utils import benchmark, data
+from ood_utils import benchmark, cache, data
 from ood_utils.profiles import AttackBudget, Budget, get_profile
 
 
@@ -53,7 +53,7 @@ def test_chapter_ones_cnn_gets_its_fooling_images_once(monkeypatch, tmp_path):
     run = RUN.replace(profile=prof, cache_dir=tmp_path)
     from ood_utils import train
 
-    cnn = train.get_ensemble(
+    cnn = cache.get_ensemble(
         train.TrainConfig.from_profile(prof, dataset="mnist", n_members=2),
         run,
         progress=False,

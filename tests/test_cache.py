@@ -33,11 +33,11 @@ class Exploit:
 @pytest.fixture
 def cfg_and_path(tmp_path):
     cfg = TrainConfig(**TINY)
-    return cfg, train.member_path(cfg, 0, tmp_path)
+    return cfg, cache.member_path(cfg, 0, tmp_path)
 
 
 def good_checkpoint(cfg: TrainConfig, path: Path) -> dict:
-    train.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=False)
+    cache.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=False)
     return torch.load(path, weights_only=True)
 
 
@@ -83,16 +83,16 @@ def test_unusable_checkpoint_is_reported_and_retrained(cfg_and_path, damage, cap
     reference, _ = train.train_ensemble(cfg, RUN, progress=False)
     damage(cfg, path)
     capsys.readouterr()
-    ens, _ = train.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=True)
+    ens, _ = cache.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=True)
     out = capsys.readouterr().out
     assert f"cached checkpoint {path.name} is unusable" in out and "retraining" in out
     assert _equal_weights(ens, reference)  # retrained, same seed: same weights
     assert not MARKER.exists(), "torch.load ran code from the checkpoint"
     # and the file was replaced
-    again, _ = train.load_ensemble(cfg, RUN.replace(cache_dir=path.parent))
+    again, _ = cache.load_ensemble(cfg, RUN.replace(cache_dir=path.parent))
     assert _equal_weights(again, reference)
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(
-        p.name for p in train.checkpoint_paths(cfg, path.parent)
+        p.name for p in cache.checkpoint_paths(cfg, path.parent)
     )
 
 
@@ -110,7 +110,7 @@ def test_interrupted_training_leaves_no_checkpoint(cfg_and_path, monkeypatch):
 
     monkeypatch.setattr(train, "joint_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=False)
+        cache.get_ensemble(cfg, RUN.replace(cache_dir=path.parent), progress=False)
     assert list(path.parent.iterdir()) == [], (
         "an interrupted run left a file in the cache"
     )
@@ -157,12 +157,12 @@ def test_text_checkpoint_of_an_older_format_is_retrained(monkeypatch, tmp_path, 
     cfg = text.TextConfig(
         context=16, d_model=16, n_layers=1, n_heads=2, steps=2, batch_size=4
     )
-    text.get_text_twins(cfg, run, progress=False)
-    path = text.text_checkpoint_path(cfg, tmp_path)
+    cache.get_text_twins(cfg, run, progress=False)
+    path = cache.text_checkpoint_path(cfg, tmp_path)
     payload = torch.load(path, weights_only=True)
     payload["format"] = -1
     torch.save(payload, path)
     capsys.readouterr()
-    text.get_text_twins(cfg, run, progress=False)
+    cache.get_text_twins(cfg, run, progress=False)
     assert "unusable" in capsys.readouterr().out
     assert torch.load(path, weights_only=True)["format"] == text.TEXT_FORMAT_VERSION

@@ -19,13 +19,14 @@ from conftest import needs_data
 PIPELINE = """
 import hashlib, json
 import torch
-from ood_utils import data, metrics, scores, train
+from ood_utils import cache, data, metrics, scores, train
 from ood_utils.models import predict_log_probs
-from ood_utils.run import setup
+from ood_utils.run import from_environment, seed_everything
 
-run = setup("determinism")
+seed_everything(0)
+run = from_environment("determinism")
 cfg = train.TrainConfig(dataset="mnist", n_members=2, epochs=1, n_train=512, seed=0)
-twins, hist = train.get_ensemble(cfg, run, progress=False)
+twins, hist = cache.get_ensemble(cfg, run, progress=False)
 mnist = data.load("mnist", "test", n=500, root=run.data_root).images
 fashion = data.load("fashionmnist", "test", n=500, root=run.data_root).images
 lp_in, lp_out = predict_log_probs(twins, mnist), predict_log_probs(twins, fashion)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import ROOT, RUN, needs_data, page_problems, serve
 
-from ood_utils import data, live, scores, train
+from ood_utils import cache, data, live, scores, train
 from ood_utils.book import load_results
 from ood_utils.models import predict_log_probs
 
@@ -319,7 +319,7 @@ def test_live_figure_on_the_built_chapter(site, browser):
     # the chapter's reference, the chapter's twins (from the cache the build filled)
     recorded = load_results(RUN)["03_kl_calibration"]["results"]
     assert manifest["ref"] == recorded["reference (nats)"]["value"]
-    twins, _ = train.get_ensemble(
+    twins, _ = cache.get_ensemble(
         train.TrainConfig.from_profile(RUN.profile, dataset="mnist", n_members=2), RUN
     )
     want = expected(manifest, live.TwinsGraph(twins, manifest["ref"], manifest["k"]))

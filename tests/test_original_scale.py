@@ -13,10 +13,11 @@ import pytest
 import torch
 from conftest import needs_data, random_log_probs
 
-from ood_utils import replication, scores
+from ood_utils import cache, replication, scores
+from ood_utils.run import ORIGINAL_SCALE_FOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDER = ROOT / replication.ORIGINAL_SCALE_FOLDER
+FOLDER = ROOT / ORIGINAL_SCALE_FOLDER
 COMMITTED = sorted(FOLDER.glob("*.json")) if FOLDER.is_dir() else []
 
 
@@ -58,6 +59,83 @@ def test_the_spec_hash_follows_what_is_trained_and_measured():
     original = replication.experiment_trainings("E4", "original")
     assert original["fashionmnist"].normalization == "mnist"
     assert original["mnist"].recipe == "adam-cyclic"
+
+
+def test_each_spec_is_built_from_the_protocols_record():
+    """The protocol's choices are in its record only: the spec of every experiment
+    reads them from it, and changing the record changes the spec."""
+    for p, record in replication.RECORDS.items():
+        assert replication.protocol(p) is record
+        for e in ("E2", "E2bis", "E3", "E4"):
+            spec = replication.experiment_spec(e, p, replication.experiment_parts(e)[0])
+            assert spec["rule"] == dataclasses.asdict(record.rule)
+            assert spec["ranking"] == record.ranking
+        e1 = replication.experiment_spec("E1", p)
+        assert e1["attacks"] == dataclasses.asdict(record.attacks)
+        assert e1["reference"] == replication.ATTACK_REFERENCES[record.attack_reference]
+        assert ("joint attack grid" in e1) == (record.joint_grid is not None)
+        assert [t for t in e1["trainings"]] == [
+            replication.e1_pair_name(seed) for seed in record.e1_pair_seeds
+        ]
+        factors = replication.protocol_factors("E2", p, "fashionmnist")
+        assert replication.flag_rule(factors) == record.rule
+        assert (factors["recipe"], factors["network"]) == (
+            record.recipe,
+            record.network,
+        )
+    with pytest.raises(ValueError, match="unknown protocol 'paper'"):
+        replication.protocol("paper")
+
+
+def test_reproduce_runs_with_the_objects_of_the_protocols_record(monkeypatch, tmp_path):
+    """``tools/reproduce.py`` takes the rule, ranking, attacks and reference it runs
+    with from the record the spec is built from: the very objects."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reproduce
+
+    used = []
+    real_trainings = replication.experiment_trainings
+    monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        replication,
+        "experiment_trainings",
+        lambda e, p, part=None: {
+            k: dataclasses.replace(v, n_train=128, epochs=1)
+            for k, v in real_trainings(e, p, part).items()
+        },
+    )
+    monkeypatch.setattr(
+        replication,
+        "detection_numbers",
+        lambda lp_in, lp_out, rule, ranking: used.append((rule, ranking)) or {},
+    )
+    monkeypatch.setattr(
+        replication,
+        "attack_numbers",
+        lambda twins, ref, settings, progress: used.append((settings, ref)) or {},
+    )
+    monkeypatch.setattr(
+        replication,
+        "attack_reference",
+        lambda lp, name: {"mean-score": 1.0}.get(name, 2.0),
+    )
+    for p in replication.PROTOCOLS:
+        record = replication.RECORDS[p]
+        monkeypatch.setitem(
+            replication.RECORDS, p, dataclasses.replace(record, joint_grid=None)
+        )
+        record = replication.RECORDS[p]
+        used.clear()
+        reproduce.run_experiment("E2", p, torch.device("cpu"), progress=False)
+        assert used and all(
+            rule is record.rule and ranking == record.ranking for rule, ranking in used
+        )
+        used.clear()
+        reproduce.run_experiment("E1", p, torch.device("cpu"), progress=False)
+        reference = 1.0 if record.attack_reference == "mean-score" else 2.0
+        assert len(used) == len(record.e1_pair_seeds) and all(
+            settings is record.attacks and ref == reference for settings, ref in used
+        )
 
 
 def _payload(tmp_path: Path, **changes: object) -> Path:
@@ -218,10 +296,7 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
     import reproduce
 
     monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
-    real_trainings, real_attacks = (
-        replication.experiment_trainings,
-        replication.attack_settings,
-    )
+    real_trainings = replication.experiment_trainings
     monkeypatch.setattr(
         replication,
         "experiment_trainings",
@@ -230,22 +305,23 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
             for k, v in real_trainings(e, p, part).items()
         },
     )
-    monkeypatch.setattr(
-        replication,
-        "attack_settings",
-        lambda p: {
-            **real_attacks(p),
-            "steps": 3,
-            "joint_steps": 3 if p == "original" else 4,
-            "n_restarts": 4,
-        },
-    )
-    # the original's joint attack (lr 0.1) and one other setting
-    monkeypatch.setattr(replication, "JOINT_GRID", {"lr": (0.1, 1.0), "steps": (3,)})
+    # tiny attacks in both records; the original's joint attack (lr 0.1) and one other
+    # setting in its grid
+    for name, joint_steps in (("original", 3), ("book", 4)):
+        record = replication.RECORDS[name]
+        small = dataclasses.replace(
+            record.attacks, steps=3, joint_steps=joint_steps, n_restarts=4
+        )
+        grid = {"lr": (0.1, 1.0), "steps": (3,)} if record.joint_grid else None
+        monkeypatch.setitem(
+            replication.RECORDS,
+            name,
+            dataclasses.replace(record, attacks=small, joint_grid=grid),
+        )
     numbers, trainings = reproduce.run_experiment(
         "E1", "original", torch.device("cpu"), progress=False
     )
-    seeds = replication.E1_PAIR_SEEDS
+    seeds = replication.protocol("original").e1_pair_seeds
     for seed in seeds:
         group = replication.e1_pair_name(seed, "attacks")
         assert set(numbers[group]) >= {
@@ -301,7 +377,13 @@ def test_reproduce_writes_a_file_the_chapters_can_read(tmp_path, monkeypatch):
         {("E1", "original"): loaded}, "E1 joint attack", "original"
     )
     assert value == numbers["attacks"]["joint attack"]
-    monkeypatch.setattr(replication, "JOINT_GRID", {"lr": (0.1, 1.0), "steps": (3,)})
+    original = replication.RECORDS["original"]
+    small_grid = {"lr": (0.1, 1.0), "steps": (3,)}
+    monkeypatch.setitem(
+        replication.RECORDS,
+        "original",
+        dataclasses.replace(original, joint_grid=small_grid),
+    )
     values = replication.original_scale_values(
         {("E1", "original"): loaded}, "E1 joint attack", "original"
     )
@@ -319,7 +401,7 @@ def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
     sys.path.insert(0, str(ROOT / "tools"))
     import reproduce
 
-    from ood_utils import data, train
+    from ood_utils import data
 
     monkeypatch.setenv("OOD_CACHE_DIR", str(tmp_path / "cache"))
     real_load = data.load
@@ -340,9 +422,9 @@ def test_reproduce_e4_trains_eight_members_two_at_a_time_and_reads_2_4_8(
         },
     )
     asked = []
-    real_get = train.get_ensemble
+    real_get = cache.get_ensemble
     monkeypatch.setattr(
-        train,
+        cache,
         "get_ensemble",
         lambda cfg, *a, **k: asked.append(cfg.n_members) or real_get(cfg, *a, **k),
     )
@@ -371,8 +453,10 @@ def test_reproduce_e5_scores_chapter_11s_texts_at_the_original_depth(
     tiny = text.TextConfig(
         context=32, d_model=32, n_layers=1, n_heads=2, steps=20, batch_size=4
     )
-    monkeypatch.setattr(replication, "e5_config", lambda: tiny)
-    monkeypatch.setattr(replication, "E5_CHARS", 3000)
+    # what reproduce.py runs (the package's names) and what the spec says (its module)
+    for where in (replication, replication.spec):
+        monkeypatch.setattr(where, "e5_config", lambda: tiny)
+        monkeypatch.setattr(where, "E5_CHARS", 3000)
     numbers, trainings = reproduce.run_experiment(
         "E5", "original", torch.device("cpu"), progress=False
     )
@@ -559,8 +643,8 @@ def test_an_e1_claim_at_scale_is_judged_on_its_range_of_pairs_and_settings(
 ):
     """The original's 30% is prose about "various learning rates and attack steps": it
     is judged on the measurement closest to it, and the verdict gives the range."""
-    monkeypatch.setattr(replication, "E1_PAIR_SEEDS", (0, 10, 20))
-    seeds = replication.E1_PAIR_SEEDS
+    record = replication.protocol("original")
+    seeds = record.e1_pair_seeds
     key, name = "E1 joint attack, no confidence", "joint attack, no confidence"
     numbers = {
         replication.e1_pair_name(s, "attacks"): {
@@ -576,8 +660,8 @@ def test_an_e1_claim_at_scale_is_judged_on_its_range_of_pairs_and_settings(
     assert "3 twin pairs" in text
     # one setting of the grid gets there
     for s in seeds:
-        for lr in replication.JOINT_GRID["lr"]:
-            for steps in replication.JOINT_GRID["steps"]:
+        for lr in record.joint_grid["lr"]:
+            for steps in record.joint_grid["steps"]:
                 numbers[replication.joint_grid_group(s, lr, steps)] = {
                     name: 0.28 if (s, lr, steps) == (seeds[1], 0.3, 400) else 0.05
                 }

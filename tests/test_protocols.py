@@ -8,8 +8,8 @@ import torch
 from conftest import RUN, needs_data, random_log_probs
 from torch import nn
 
-from ood_utils import attacks, replication, scores, train
-from ood_utils.cache import config_fields
+from ood_utils import attacks, cache, replication, scores, train
+from ood_utils.configs import config_fields
 from ood_utils.models import (
     Ensemble,
     MnistCNN,
@@ -93,11 +93,11 @@ def test_a_shared_module_is_one_network_cached_once(tmp_path):
     assert ens[0] is ens[1] and len(list(ens.parameters())) == len(
         list(ens[0].parameters())
     )
-    trained, _ = train.get_ensemble(
+    trained, _ = cache.get_ensemble(
         cfg, RUN.replace(cache_dir=tmp_path), progress=False
     )
     assert trained[0] is trained[1] and len(list(tmp_path.iterdir())) == 1
-    again, _ = train.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
+    again, _ = cache.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
     assert all(
         torch.equal(a, b)
         for a, b in zip(trained.state_dict().values(), again.state_dict().values())

@@ -54,9 +54,9 @@ def test_the_environment_is_read_once_into_a_frozen_context(tmp_path):
 
 def test_setup_seeds_every_generator_and_records_the_chapters_seed(tmp_path):
     env = {"OOD_RESULTS_DIR": str(tmp_path), "OOD_DEVICE": "cpu"}
-    run = run_context.setup("01_x", seed=3, environ=env)
+    run = book.setup("01_x", seed=3, environ=env)
     a = random.random(), np.random.rand(), torch.rand(3)
-    run_context.setup("01_x", seed=3, environ=env)
+    book.setup("01_x", seed=3, environ=env)
     b = random.random(), np.random.rand(), torch.rand(3)
     assert a[:2] == b[:2] and torch.equal(a[2], b[2])
     assert run.seed == 3

@@ -91,3 +91,77 @@ def test_ruff_format_is_applied():
     assert out.returncode == 0, (
         out.stdout + out.stderr + "\nrun `.venv/bin/ruff format .` to format"
     )
+
+
+def _code_shape():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import code_shape
+
+    return code_shape
+
+
+#: Functions still over the limit: the exercise checkers, whose lines are mostly the
+#: messages a student reads. None may grow, and none may join them.
+LONG_FUNCTIONS = {
+    "ood_utils/checks/chapter06.py:check_perturbation": 86,
+    "ood_utils/checks/chapter02.py:check_twin_step": 79,
+    "ood_utils/checks/chapter01.py:check_adversarial_digit": 75,
+    "ood_utils/checks/chapter11.py:check_flag_shares": 74,
+    "ood_utils/checks/chapter09.py:check_mahalanobis": 73,
+    "ood_utils/checks/chapter08.py:check_bootstrap_auroc": 69,
+    "ood_utils/checks/_base.py:check_score_function": 67,
+    "ood_utils/plots.py:coloured_text": 62,
+    "ood_utils/checks/chapter02.py:check_error_overlap": 61,
+    "ood_utils/checks/chapter10.py:check_calibration_draws": 61,
+}
+
+
+def test_no_package_function_is_longer_than_the_limit():
+    shape = _code_shape()
+    over = {
+        name: n for n, name in shape.package_functions() if n > shape.MAX_FUNCTION_LINES
+    }
+    grown = {k: v for k, v in over.items() if v > LONG_FUNCTIONS.get(k, 0)}
+    assert grown == {}, f"over {shape.MAX_FUNCTION_LINES} lines of code: {grown}"
+
+
+def test_function_lengths_count_code_not_docstrings_or_comments(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text(
+        'def f():\n    """Doc.\n\n    More."""\n    # a comment\n\n    x = 1\n'
+        "    return x\n\n\nclass C:\n    def g(self):\n        return (\n"
+        "            1\n        )\n"
+    )
+    lengths = {
+        name.removeprefix("probe.py:"): n
+        for n, name in _code_shape().function_lengths(path)
+    }
+    assert lengths == {"f": 3, "C.g": 4}
+
+
+def test_the_protocols_are_decided_in_their_record_only():
+    """No module or tool branches on a protocol's name: each choice is a field of
+    its record (``ood_utils.replication.protocols.RECORDS``)."""
+    found = subprocess.run(
+        ["grep", "-rn", "if protocol ==", "tools", "ood_utils"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert found == ""
+    assert not (ROOT / "ood_utils" / "replication.py").exists()
+
+
+def test_one_load_or_train_path():
+    """Only the cache module loads or trains and saves: the image members and the text
+    twins go through ``cache.cached_parts``; ``train`` and ``text`` only train."""
+    from ood_utils import cache
+
+    readers = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "ood_utils").rglob("*.py")
+        if re.search(r"torch\.load\(|load_or_report\(|cached(_parts)?\(", p.read_text())
+    }
+    assert readers == {"ood_utils/cache.py"}
+    for name in ("get_ensemble", "load_ensemble", "get_text_twins"):
+        assert getattr(cache, name).__module__ == "ood_utils.cache"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import RUN
 
-from ood_utils import text
+from ood_utils import cache, text
 from ood_utils.data import DataNotFoundError
 from ood_utils.models import Ensemble
 
@@ -172,8 +172,8 @@ def test_text_twins_are_cached_and_reloaded(monkeypatch, tmp_path, capsys):
     cfg = text.TextConfig(
         context=16, d_model=16, n_layers=1, n_heads=2, steps=3, batch_size=4
     )
-    a, corpus, hist = text.get_text_twins(cfg, run, progress=False)
-    b, _, _ = text.get_text_twins(cfg, run, progress=True)
+    a, corpus, hist = cache.get_text_twins(cfg, run, progress=False)
+    b, _, _ = cache.get_text_twins(cfg, run, progress=True)
     assert "loaded cached" in capsys.readouterr().out
     assert len(hist.losses) == 1 and hist.seconds > 0 and hist.device == "cpu"
     assert all(
@@ -183,7 +183,7 @@ def test_text_twins_are_cached_and_reloaded(monkeypatch, tmp_path, capsys):
     assert corpus.held_out.startswith("Chapter 55")
     path = next(tmp_path.glob("text-*.pt"))
     path.write_bytes(b"truncated")
-    text.get_text_twins(cfg, run, progress=False)
+    cache.get_text_twins(cfg, run, progress=False)
     assert "unusable" in capsys.readouterr().out
 
 

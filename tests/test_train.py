@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import DATA, RUN, needs_data
 
-from ood_utils import train
+from ood_utils import cache, train
 from ood_utils.train import TrainConfig
 
 TINY = dict(dataset="mnist", n_members=2, epochs=1, n_train=256, batch_size=64, seed=0)
@@ -59,30 +59,30 @@ def test_training_learns_and_is_reproducible():
 @needs_data
 def test_cache_round_trip_and_config_miss(tmp_path, capsys):
     cfg = TrainConfig(**TINY)
-    first, _ = train.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
-    paths = train.checkpoint_paths(cfg, tmp_path)
+    first, _ = cache.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
+    paths = cache.checkpoint_paths(cfg, tmp_path)
     assert len(set(paths)) == 2 and all(p.exists() for p in paths)
     # no temp files
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
-    again, _ = train.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=True)
+    again, _ = cache.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=True)
     assert "loaded cached mnist cnn members 1, 2 of 2" in capsys.readouterr().out
     assert _equal_weights(first, again)
     other = TrainConfig(**{**TINY, "seed": 5})
-    assert not set(train.checkpoint_paths(other, tmp_path)) & set(paths)
+    assert not set(cache.checkpoint_paths(other, tmp_path)) & set(paths)
     with pytest.raises(ValueError, match="another config"):
-        train.load_member(other, 0, paths[0])
+        cache.load_member(other, 0, paths[0])
     with pytest.raises(ValueError, match="another config"):
-        train.load_member(cfg, 1, paths[0])  # member 1's seeds, member 0's file
+        cache.load_member(cfg, 1, paths[0])  # member 1's seeds, member 0's file
 
 
 @needs_data
 def test_corrupted_checkpoint_is_reported_and_retrained(tmp_path, capsys):
     cfg = TrainConfig(**TINY)
-    path = train.member_path(cfg, 0, tmp_path)
+    path = cache.member_path(cfg, 0, tmp_path)
     path.write_bytes(b"not a checkpoint")
-    ens, _ = train.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
+    ens, _ = cache.get_ensemble(cfg, RUN.replace(cache_dir=tmp_path), progress=False)
     assert "unusable" in capsys.readouterr().out
-    reloaded, _ = train.load_ensemble(cfg, RUN.replace(cache_dir=tmp_path))
+    reloaded, _ = cache.load_ensemble(cfg, RUN.replace(cache_dir=tmp_path))
     assert _equal_weights(ens, reloaded)
 
 
@@ -115,9 +115,9 @@ def test_a_member_trains_bit_for_bit_as_it_would_alone():
 @needs_data
 def test_ensembles_share_cached_members(tmp_path, capsys):
     single = TrainConfig(**{**TINY, "n_members": 1})
-    one, _ = train.get_ensemble(single, RUN.replace(cache_dir=tmp_path), progress=False)
+    one, _ = cache.get_ensemble(single, RUN.replace(cache_dir=tmp_path), progress=False)
     four = dataclasses.replace(single, n_members=4)
-    ens, hist = train.get_ensemble(four, RUN.replace(cache_dir=tmp_path), progress=True)
+    ens, hist = cache.get_ensemble(four, RUN.replace(cache_dir=tmp_path), progress=True)
     out = "".join(capsys.readouterr())  # progress bar on stderr, message on stdout
     # trained 3
     assert "mnist x3" in out and "loaded cached mnist cnn member 1 of 4" in out
@@ -126,10 +126,10 @@ def test_ensembles_share_cached_members(tmp_path, capsys):
     # identical init + synchronised dropout: every member is member 1 of the
     # single model
     same = dataclasses.replace(four, identical_init=True, sync_dropout=True)
-    assert set(train.checkpoint_paths(same, tmp_path)) == {
-        train.member_path(single, 0, tmp_path)
+    assert set(cache.checkpoint_paths(same, tmp_path)) == {
+        cache.member_path(single, 0, tmp_path)
     }
-    twins, _ = train.get_ensemble(same, RUN.replace(cache_dir=tmp_path), progress=False)
+    twins, _ = cache.get_ensemble(same, RUN.replace(cache_dir=tmp_path), progress=False)
     assert all(_equal_weights(twins[i], one[0]) for i in range(4))
     assert len(list(tmp_path.iterdir())) == 4
 
@@ -139,7 +139,7 @@ def test_time_steps_is_positive_and_validated():
     cfg = TrainConfig(**TINY)
     assert 0 < train.time_steps(cfg, n_steps=2, run=RUN, warmup=1) < 10
     with pytest.raises(ValueError, match="n_steps"):
-        train.time_steps(cfg, n_steps=0)
+        train.time_steps(cfg, n_steps=0, run=RUN)
 
 
 def test_from_profile_uses_profile_settings():

@@ -34,11 +34,14 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported after the restart with the allocator settings
     import torch
+
+    from ood_utils import replication
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -73,15 +76,15 @@ def train_or_load(
 
     Two members at a time: each pair is cached as it finishes, so an interrupted
     ensemble of 8 resumes from its last pair (members train bit for bit as alone)."""
-    from ood_utils import train
+    from ood_utils import cache
 
     t0 = time.perf_counter()
     for n in range(2, cfg.n_members + 1, 2):
-        ens, hist = train.get_ensemble(
+        ens, hist = cache.get_ensemble(
             dataclasses.replace(cfg, n_members=n), run, progress=progress
         )
     if cfg.n_members % 2:
-        ens, hist = train.get_ensemble(cfg, run, progress=progress)
+        ens, hist = cache.get_ensemble(cfg, run, progress=progress)
     return ens, {
         "name": name,
         "seconds": round(sum(hist.seconds), 1),
@@ -95,38 +98,32 @@ def e1_numbers(
     twins: torch.nn.Module,
     lp_in: torch.Tensor,
     accuracy: list[float],
-    protocol: str,
+    record: replication.Protocol,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
-    """E1's groups for its pair of ``seed`` (``replication.e1_pair_name``): its
-    attacks, its accuracy and, under the original's protocol, the joint attack's
-    grid."""
-    from ood_utils import replication, scores
+    """E1's groups for its pair of ``seed`` (``replication.e1_pair_name``) under the
+    protocol ``record``: its attacks, its accuracy and, where the protocol has a joint
+    grid, the grid, and on its first pair the walk to the other protocol's attack."""
+    from ood_utils import replication
 
-    # the original's reference (its kl(), in batches of 1,000) and the book's
+    # both references (the ladders change one into the other), the protocol's judges
     refs = {
-        "mean-symmetric": scores.original_reference(lp_in, batch_size=1000),
-        "mean-score": scores.reference(scores.twin_score(lp_in)),
+        name: replication.attack_reference(lp_in, name)
+        for name in replication.ATTACK_REFERENCES
     }
-    ref = refs["mean-symmetric" if protocol == "original" else "mean-score"]
-    settings = replication.attack_settings(protocol)
+    ref, settings = refs[record.attack_reference], record.attacks
     out = {
         replication.e1_pair_name(seed, "attacks"): {
             "reference": ref,
-            **replication.attack_numbers(twins, ref, progress=progress, **settings),
+            **replication.attack_numbers(twins, ref, settings, progress=progress),
         },
         replication.e1_pair_name(seed, "accuracy"): {
             f"twin {i + 1}": a for i, a in enumerate(accuracy)
         },
     }
-    if protocol == "original":
+    if record.joint_grid is not None:
         grid = replication.joint_grid_numbers(
-            twins,
-            ref,
-            settings["conditions"],
-            n_restarts=settings["n_restarts"],
-            seed=settings["seed"],
-            progress=progress,
+            twins, ref, settings, record.joint_grid, progress=progress
         )
         out.update(
             {
@@ -134,7 +131,7 @@ def e1_numbers(
                 for (lr, steps), v in grid.items()
             }
         )
-        if seed == replication.E1_PAIR_SEEDS[0]:
+        if seed == record.e1_pair_seeds[0]:
             out.update(e1_scale_ladders(twins, refs, settings, progress))
     return out
 
@@ -142,7 +139,7 @@ def e1_numbers(
 def e1_scale_ladders(
     twins: torch.nn.Module,
     refs: dict[str, float],
-    settings: dict,
+    settings: replication.AttackSettings,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
     """The joint attack's walk to the book's attack on these twins
@@ -155,7 +152,7 @@ def e1_scale_ladders(
     @functools.cache
     def measure_items(items: tuple) -> dict[str, float]:
         return replication.joint_rates(
-            twins, refs, dict(items), settings["n_restarts"], settings["seed"]
+            twins, refs, dict(items), settings.n_restarts, settings.seed
         )
 
     def measure(factors: dict) -> dict[str, float]:
@@ -182,10 +179,10 @@ def e5_numbers(run: object, progress: bool) -> tuple[dict, list[dict]]:
     steps, per member)."""
     import math
 
-    from ood_utils import languages, replication, text
+    from ood_utils import cache, languages, replication
 
     cfg = replication.e5_config()
-    twins, corpus, history = text.get_text_twins(cfg, run, progress=progress)
+    twins, corpus, history = cache.get_text_twins(cfg, run, progress=progress)
     texts, _ = languages.load_texts(corpus, replication.E5_CHARS, root=run.data_root)
     scored = languages.score_texts(twins, corpus.tokenizer, texts)
     table, k95 = languages.language_table(scored)
@@ -268,6 +265,40 @@ def baseline_numbers(
     return numbers, trainings
 
 
+def detection_groups(
+    name: str,
+    lp_in: torch.Tensor,
+    lp_out: torch.Tensor,
+    labels: torch.Tensor,
+    accuracy: list[float],
+    record: replication.Protocol,
+    n_members: Sequence[int] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The groups of one trained ensemble of E2, E2bis, E3 or E4: its detection numbers
+    under the protocol's rule and ranking (``record``), with its members' accuracy; or,
+    for ``n_members`` (E4: one ensemble of 8 read as 2, 4, 8), one group per size with
+    that ensemble's accuracy."""
+    from ood_utils import replication
+
+    def numbers(n: int) -> dict[str, float]:
+        return replication.detection_numbers(
+            lp_in[:n], lp_out[:n], record.rule, record.ranking
+        )
+
+    if n_members is None:
+        members = {f"accuracy, member {i + 1}": a for i, a in enumerate(accuracy)}
+        return {name: {**numbers(len(lp_in)), **members}}
+    return {
+        f"{name} N={n}": {
+            **numbers(n),
+            "ensemble accuracy": float(
+                (lp_in[:n].exp().mean(0).argmax(-1) == labels).double().mean()
+            ),
+        }
+        for n in n_members
+    }
+
+
 def run_experiment(
     experiment: str,
     protocol: str,
@@ -278,12 +309,14 @@ def run_experiment(
     """Train (or load) the networks of one experiment (of one ``part`` of it, see
     ``replication.SCALE_PARTS``) and measure it: ``(numbers, trainings)``.
 
-    ``numbers`` is ``{group: {name: value}}`` (a group per dataset, per ensemble size,
-    or "attacks"); ``trainings`` lists each network's name, wall time (0 if it was
-    cached) and device."""
+    Every choice of the protocol is read from its record (``replication.protocol``),
+    the objects ``replication.experiment_spec`` describes. ``numbers`` is ``{group:
+    {name: value}}`` (a group per dataset, per ensemble size, or "attacks");
+    ``trainings`` lists each network's name, wall time (0 if it was cached) and
+    device."""
     import torch
 
-    from ood_utils import data, replication, scores, train
+    from ood_utils import data, replication, train
     from ood_utils.models import predict_log_probs
     from ood_utils.run import from_environment
 
@@ -292,6 +325,7 @@ def run_experiment(
         return e5_numbers(run, progress)
     if experiment == "baselines":
         return baseline_numbers(run, protocol, progress)
+    record = replication.protocol(protocol)
     trainings, numbers = [], {}
     tests = {
         ds: data.load(ds, "test", root=run.data_root) for ds in replication.DATASETS
@@ -299,42 +333,19 @@ def run_experiment(
     for name, cfg in replication.experiment_trainings(
         experiment, protocol, part
     ).items():
-        ens, record = train_or_load(name, cfg, run, progress)
-        trainings.append(record)
-        other = data.other_dataset(cfg.dataset)
-        lp_in = predict_log_probs(ens, tests[cfg.dataset].images)
-        accuracy = train.accuracy(
-            ens, tests[cfg.dataset].images, tests[cfg.dataset].labels
-        )
+        ens, training = train_or_load(name, cfg, run, progress)
+        trainings.append(training)
+        test = tests[cfg.dataset]
+        lp_in = predict_log_probs(ens, test.images)
+        accuracy = train.accuracy(ens, test.images, test.labels)
         if experiment == "E1":
-            numbers.update(
-                e1_numbers(cfg.seed, ens, lp_in, accuracy, protocol, progress)
-            )
+            numbers.update(e1_numbers(cfg.seed, ens, lp_in, accuracy, record, progress))
             continue
-        lp_out = predict_log_probs(ens, tests[other].images)
-        rule = scores.ORIGINAL_RULE if protocol == "original" else scores.BOOK_RULE
-        ranking = "score / reference" if protocol == "original" else "score"
-        # one ensemble of 8, read as 2, 4, 8
-        if experiment == "E4":
-            for n in (2, 4, 8):
-                numbers[f"{name} N={n}"] = {
-                    **replication.detection_numbers(
-                        lp_in[:n], lp_out[:n], rule, ranking
-                    ),
-                    "ensemble accuracy": float(
-                        (
-                            lp_in[:n].exp().mean(0).argmax(-1)
-                            == tests[cfg.dataset].labels
-                        )
-                        .double()
-                        .mean()
-                    ),
-                }
-            continue
-        numbers[name] = {
-            **replication.detection_numbers(lp_in, lp_out, rule, ranking),
-            **{f"accuracy, member {i + 1}": a for i, a in enumerate(accuracy)},
-        }
+        lp_out = predict_log_probs(ens, tests[data.other_dataset(cfg.dataset)].images)
+        sizes = (2, 4, 8) if experiment == "E4" else None
+        numbers.update(
+            detection_groups(name, lp_in, lp_out, test.labels, accuracy, record, sizes)
+        )
         del ens
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -3,8 +3,9 @@ under its protocol, one change at a time, and at its scale."""
 
 from __future__ import annotations
 
-from .. import attacks, replication, train
-from ..attacks import BOOK_CONDITIONS, ORIGINAL_CONDITIONS
+import pandas as pd
+
+from .. import attacks, cache, replication
 from ..run import Run
 from . import Section
 
@@ -34,7 +35,7 @@ def _row(run: Run):
     def row(factors: dict) -> dict:
         """Train (or load) the CNN of ``factors``, attack it under their conditions."""
         cfg = replication.train_config(factors, n_members=1, profile=run.profile)
-        net = train.get_ensemble(cfg, run, progress=False)[0][0]
+        net = cache.get_ensemble(cfg, run, progress=False)[0][0]
         res = attacks.fooling_attack(
             net,
             n_restarts=run.profile.attack.ladder_restarts,
@@ -54,17 +55,19 @@ def _row(run: Run):
     return row
 
 
-def section(run: Run, *, result: attacks.AttackResult) -> Section:
-    """Chapter 1's section, from its fooling attack on the chapter's CNN."""
+def _ladder(run: Run) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The fooling attack's ladder from the original's protocol to the book's, and the
+    original's factors."""
     Step, steps = replication.Step, run.profile.attack.steps
+    orig, book_attacks = (replication.attack_settings(p) for p in ("original", "book"))
     original = {
         **replication.protocol_factors("E1", "original", scoring=False),
         "budget": "sweep",
-        **replication.attack_factors(ORIGINAL_CONDITIONS, steps=100),
+        **replication.attack_factors(orig.conditions, orig.steps, orig.lr),
     }
     book = {
         **replication.protocol_factors("E1", "book", scoring=False),
-        **replication.attack_factors(BOOK_CONDITIONS, steps=steps),
+        **replication.attack_factors(book_attacks.conditions, steps, book_attacks.lr),
     }
     ladder = replication.ladder(
         original,
@@ -77,7 +80,7 @@ def section(run: Run, *, result: attacks.AttackResult) -> Section:
             Step("judged on the final image", "correction", {"judge": "final"}),
             Step("noise drawn in pixel space [0, 1]", "choice", {"start": "pixel"}),
             Step("pixels clamped to [0, 1]", "correction", {"clamp": True}),
-            Step(f"{steps} steps instead of 100", "choice", {"steps": steps}),
+            Step(f"{steps} steps instead of {orig.steps}", "choice", {"steps": steps}),
             Step("stop each restart at its first success", "choice", {"stop": "early"}),
             replication.NETWORK_STEP,
             Step("the book's training budget", "scale", {"budget": "main"}),
@@ -85,6 +88,38 @@ def section(run: Run, *, result: attacks.AttackResult) -> Section:
         _row(run),
         end=book,
     )
+    return ladder, original
+
+
+def _at_scale(
+    out: Section, run: Run, orig_rate: float, result: attacks.AttackResult
+) -> None:
+    """The fooling attack at the original's scale, where ``tools/reproduce.py`` ran it:
+    both protocols' rates and the verdict."""
+    results = out.at_original_scale(
+        run,
+        "E1",
+        "`tools/reproduce.py` runs the same experiment with all 60,000 training images "
+        "and 14 epochs, 100 restarts, under both protocols (`results/original-scale`).",
+    )
+    at_scale = {
+        p: replication.original_scale_value(results, "E1 fooling success", p)
+        for p in replication.PROTOCOLS
+    }
+    if None not in at_scale.values():
+        out.say(
+            "At the original's scale the attack succeeds in "
+            f"**{at_scale['original']:.0%}** of 100 restarts under the original's "
+            f"protocol (published: 100%, cell 8; this build: **{orig_rate:.0%}**) and "
+            f"in **{at_scale['book']:.0%}** under the book's (this build: "
+            f"**{result.success_rate:.0%}**). Verdict: "
+            f"{replication.scale_verdict(results, 'E1 fooling success')}."
+        )
+
+
+def section(run: Run, *, result: attacks.AttackResult) -> Section:
+    """Chapter 1's section, from its fooling attack on the chapter's CNN."""
+    ladder, original = _ladder(run)
     n = run.profile.attack.ladder_restarts
     orig_rate, book_rate = (
         ladder["success rate"].iloc[0],
@@ -116,25 +151,7 @@ def section(run: Run, *, result: attacks.AttackResult) -> Section:
         "end outside [0, 1]: such an input is not an image, which is why the book "
         "clamps it."
     )
-    results = out.at_original_scale(
-        run,
-        "E1",
-        "`tools/reproduce.py` runs the same experiment with all 60,000 training images "
-        "and 14 epochs, 100 restarts, under both protocols (`results/original-scale`).",
-    )
-    at_scale = {
-        p: replication.original_scale_value(results, "E1 fooling success", p)
-        for p in replication.PROTOCOLS
-    }
-    if None not in at_scale.values():
-        out.say(
-            "At the original's scale the attack succeeds in "
-            f"**{at_scale['original']:.0%}** of 100 restarts under the original's "
-            f"protocol (published: 100%, cell 8; this build: **{orig_rate:.0%}**) and "
-            f"in **{at_scale['book']:.0%}** under the book's (this build: "
-            f"**{result.success_rate:.0%}**). Verdict: "
-            f"{replication.scale_verdict(results, 'E1 fooling success')}."
-        )
+    _at_scale(out, run, orig_rate, result)
     fooling_cause, protocol_cause = replication.ladder_causes(
         ladder, "success rate", "{:+.0%}"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import data, replication, train
+from .. import cache, data, replication, train
 from ..models import predict_log_probs
 from ..run import Run
 from . import Section
@@ -40,7 +40,7 @@ def section(
 
     def row(factors: dict) -> dict:
         cfg = replication.train_config(factors, profile=run.profile)
-        pair = train.get_ensemble(cfg, run, progress=False)[0]
+        pair = cache.get_ensemble(cfg, run, progress=False)[0]
         accs = train.accuracy(pair, test.images, test.labels)
         out = {f"twin {m + 1} test accuracy": a for m, a in enumerate(accs)}
         for name, images in sets.items():

@@ -8,7 +8,7 @@ import functools
 import pandas as pd
 import torch
 
-from .. import metrics, replication, train
+from .. import cache, metrics, replication, train
 from ..models import predict_log_probs
 from ..run import Run
 from . import Section
@@ -38,7 +38,7 @@ def _ladder(run: Run, sets: dict[str, torch.Tensor]) -> tuple[dict, pd.DataFrame
     @functools.cache
     def log_probs(cfg: train.TrainConfig) -> dict[str, torch.Tensor]:
         """The twins of ``cfg`` on the chapter's sets: (2, B, 10) each."""
-        twins = train.get_ensemble(cfg, run, progress=False)[0]
+        twins = cache.get_ensemble(cfg, run, progress=False)[0]
         return {name: predict_log_probs(twins, x) for name, x in sets.items()}
 
     def row(factors: dict) -> dict:

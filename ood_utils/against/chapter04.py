@@ -8,8 +8,7 @@ import functools
 import pandas as pd
 import torch
 
-from .. import attacks, data, replication, scores, train
-from ..attacks import BOOK_CONDITIONS, ORIGINAL_CONDITIONS
+from .. import attacks, cache, data, replication, scores, train
 from ..models import input_normalization, predict_log_probs
 from ..run import Run
 from . import Section
@@ -63,7 +62,7 @@ class _Attacks:
         self.attack = functools.cache(self._attack)
 
     def _twins(self, cfg: train.TrainConfig) -> torch.nn.Module:
-        return train.get_ensemble(cfg, self.run, progress=False)[0]
+        return cache.get_ensemble(cfg, self.run, progress=False)[0]
 
     def _threshold(self, cfg: train.TrainConfig, reference: str) -> float:
         """10x the reference of the twins of ``cfg`` on MNIST test: the original's or
@@ -154,11 +153,18 @@ def _ladders(m: _Attacks) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         replication.NETWORK_STEP,
         Step("the book's training budget", "scale", {"budget": "main"}),
     ]
+    orig, book = (replication.attack_settings(p) for p in ("original", "book"))
     twin1 = replication.ladder(
-        {**train_orig, **replication.attack_factors(ORIGINAL_CONDITIONS, 100, 1.0)},
+        {
+            **train_orig,
+            **replication.attack_factors(orig.conditions, orig.steps, orig.lr),
+        },
         walk[:4] + [walk[5]] + tail,
         m.twin1_row,
-        end={**train_book, **replication.attack_factors(BOOK_CONDITIONS, steps=steps)},
+        end={
+            **train_book,
+            **replication.attack_factors(book.conditions, steps, book.lr),
+        },
     )
     joint = replication.ladder(
         {**train_orig, **walk_start},
@@ -201,14 +207,9 @@ def _span(values: list[float]) -> str:
     )
 
 
-def _at_scale(section: Section, run: Run, claim_rows: dict, fast_scale: str) -> None:
-    """The same attacks on twins trained at the original's scale, where present."""
-    results = section.at_original_scale(
-        run,
-        "E1",
-        "The same attacks on twins trained with all 60,000 images for 14 epochs, 100 "
-        "restarts each, from `tools/reproduce.py` (`results/original-scale`).",
-    )
+def _scale_table(section: Section, results: dict) -> None:
+    """The E1 numbers of each twin pair at the original's scale, under both
+    protocols."""
     shown = (
         "fooling success",
         "twin-1 attack flagged",
@@ -222,7 +223,8 @@ def _at_scale(section: Section, run: Run, claim_rows: dict, fast_scale: str) -> 
         "E1",
         shown,
         groups=[
-            replication.e1_pair_name(s, "attacks") for s in replication.E1_PAIR_SEEDS
+            replication.e1_pair_name(s, "attacks")
+            for s in replication.protocol("original").e1_pair_seeds
         ],
     )
     if table is not None:
@@ -232,7 +234,43 @@ def _at_scale(section: Section, run: Run, claim_rows: dict, fast_scale: str) -> 
                 formats | {shown[4]: "{:.1f}", shown[5]: "{:.4f}"}, na_rep=""
             )
         )
-    pairs = len(replication.E1_PAIR_SEEDS)
+
+
+def _verdicts(
+    section: Section, results: dict, claim_rows: dict, rates: dict, fast_scale: str
+) -> None:
+    """The verdicts on the chapter's attack claims at the original's scale."""
+    loose_key = "E1 joint attack, no confidence"
+    verdict_rows = (
+        ("E1 twin-1 attack flagged", "attacks on twin 1 flagged by the twins"),
+        ("E1 joint attack", "joint attacks that succeed with both twins > 80% sure"),
+        (loose_key, "joint attacks that pass the detector without that condition"),
+    )
+    section.say(
+        "**Verdicts** (the joint attack's causes come from its ladder at that scale, "
+        "the others from this chapter's ladders, besides the training budget):\n\n"
+        + "\n".join(
+            f"- {label}: **{rates[key, 'original']:.0%}** under the original's "
+            f"protocol, **{rates[key, 'book']:.0%}** under the book's. Verdict: "
+            + replication.scale_verdict(
+                results, key, claim_rows[key][2][1], "this chapter's", fast_scale
+            )
+            + "."
+            for key, label in verdict_rows
+        )
+    )
+
+
+def _at_scale(section: Section, run: Run, claim_rows: dict, fast_scale: str) -> None:
+    """The same attacks on twins trained at the original's scale, where present."""
+    results = section.at_original_scale(
+        run,
+        "E1",
+        "The same attacks on twins trained with all 60,000 images for 14 epochs, 100 "
+        "restarts each, from `tools/reproduce.py` (`results/original-scale`).",
+    )
+    _scale_table(section, results)
+    pairs = len(replication.protocol("original").e1_pair_seeds)
     per_pair = {
         k: replication.original_scale_values(results, k, "original")[:pairs]
         for k in claim_rows
@@ -262,24 +300,7 @@ def _at_scale(section: Section, run: Run, claim_rows: dict, fast_scale: str) -> 
         "page judges the claims on these numbers, the larger run."
     )
     _grid_and_walks(section, results)
-    verdict_rows = (
-        ("E1 twin-1 attack flagged", "attacks on twin 1 flagged by the twins"),
-        ("E1 joint attack", "joint attacks that succeed with both twins > 80% sure"),
-        (loose_key, "joint attacks that pass the detector without that condition"),
-    )
-    section.say(
-        "**Verdicts** (the joint attack's causes come from its ladder at that scale, "
-        "the others from this chapter's ladders, besides the training budget):\n\n"
-        + "\n".join(
-            f"- {label}: **{rates[key, 'original']:.0%}** under the original's "
-            f"protocol, **{rates[key, 'book']:.0%}** under the book's. Verdict: "
-            + replication.scale_verdict(
-                results, key, claim_rows[key][2][1], "this chapter's", fast_scale
-            )
-            + "."
-            for key, label in verdict_rows
-        )
-    )
+    _verdicts(section, results, claim_rows, rates, fast_scale)
 
 
 def _grid_and_walks(section: Section, results: dict) -> None:
@@ -319,22 +340,8 @@ def _grid_and_walks(section: Section, results: dict) -> None:
     )
 
 
-def section(
-    run: Run,
-    *,
-    test: data.ImageData,
-    flagged: torch.Tensor,
-    strict: attacks.AttackResult,
-    loose: attacks.AttackResult,
-    reference: float,
-) -> Section:
-    """Chapter 4's section, from its MNIST test split, which of the attacks on twin 1
-    the twins flagged (``flagged: (R,)``), its joint attacks with and without the
-    confidence condition, and its twins' reference."""
-    m = _Attacks(run, test)
-    out = Section()
-    out.say(PROTOCOL)
-    train_orig, twin1, joint = _ladders(m)
+def _show_ladders(out: Section, twin1: pd.DataFrame, joint: pd.DataFrame) -> None:
+    """The two ladders' tables: the attack on twin 1 and the joint attack."""
     out.show(
         twin1.style.format(
             {
@@ -351,16 +358,29 @@ def section(
             {STRICT: "{:.0%}", LOOSE: "{:.0%}", "mean pixel change": "{:.3f}"}
         ).set_caption("The joint attack, from the original's protocol to the book's")
     )
-    n_ladder = run.profile.attack.ladder_restarts
+
+
+def _claim_rows(
+    m: _Attacks,
+    orig_cfg: train.TrainConfig,
+    reference: float,
+    twin1: pd.DataFrame,
+    joint: pd.DataFrame,
+    *,
+    flagged: torch.Tensor,
+    strict: attacks.AttackResult,
+    loose: attacks.AttackResult,
+) -> dict[str, tuple]:
+    """The chapter's E1 claims: ``{key: (original's protocol, book's protocol, (cause,
+    cause besides the budget))}``."""
+    n_ladder = m.run.profile.attack.ladder_restarts
     for table, column, outcome in (
         (twin1, "flagged by the twins", flagged),
         (joint, STRICT, strict.success),
     ):  # the last rows are the chapter's attacks, on its first restarts
         last = float(outcome[:n_ladder].double().mean())
         assert abs(table[column].iloc[-1] - last) <= 1 / n_ladder, (column, last)
-    orig_cfg = replication.train_config(train_orig, profile=run.profile)
-    # claim: (original's protocol, book's protocol, (cause, cause besides the budget))
-    claim_rows = {
+    return {
         "E1 reference": (
             m.threshold(orig_cfg, "mean-symmetric") / 10,
             reference,
@@ -382,6 +402,37 @@ def section(
             replication.ladder_causes(joint, LOOSE, "{:+.0%}"),
         ),
     }
+
+
+def section(
+    run: Run,
+    *,
+    test: data.ImageData,
+    flagged: torch.Tensor,
+    strict: attacks.AttackResult,
+    loose: attacks.AttackResult,
+    reference: float,
+) -> Section:
+    """Chapter 4's section, from its MNIST test split, which of the attacks on twin 1
+    the twins flagged (``flagged: (R,)``), its joint attacks with and without the
+    confidence condition, and its twins' reference."""
+    m = _Attacks(run, test)
+    out = Section()
+    out.say(PROTOCOL)
+    train_orig, twin1, joint = _ladders(m)
+    _show_ladders(out, twin1, joint)
+    n_ladder = run.profile.attack.ladder_restarts
+    orig_cfg = replication.train_config(train_orig, profile=run.profile)
+    claim_rows = _claim_rows(
+        m,
+        orig_cfg,
+        reference,
+        twin1,
+        joint,
+        flagged=flagged,
+        strict=strict,
+        loose=loose,
+    )
     cause = replication.main_cause(joint, STRICT)
     fast_scale = replication.scale_of(orig_cfg)
     out.say(

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import torch
 
-from .. import data, replication, train
+from .. import cache, data, replication, train
 from ..models import ResNet18, predict_log_probs
 from ..run import Run
 from . import Section
@@ -76,7 +76,7 @@ def _ladders(run: Run, tests: dict) -> dict[str, pd.DataFrame]:
 
     @functools.cache
     def outputs(cfg: train.TrainConfig) -> tuple[torch.Tensor, torch.Tensor, float]:
-        pair = train.get_ensemble(cfg, run, progress=False)[0]
+        pair = cache.get_ensemble(cfg, run, progress=False)[0]
         own, other = tests[cfg.dataset], tests[data.other_dataset(cfg.dataset)]
         acc = min(train.accuracy(pair, own.images, own.labels))
         return (
@@ -164,7 +164,7 @@ def _recipe(out: Section, run: Run, ladders: dict, results: dict) -> None:
     """What the original's recipe trains at this profile's budget."""
     start = replication.e2_ladder("mnist")[0]
     cfg = replication.train_config(start, profile=run.profile)
-    lrs = train.get_ensemble(cfg, run, progress=False)[1].lr
+    lrs = cache.get_ensemble(cfg, run, progress=False)[1].lr
     acc = ladders["mnist"]["ID accuracy"]
     out.say(
         "The original's recipe trains its first epoch at learning rate "

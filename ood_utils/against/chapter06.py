@@ -8,7 +8,7 @@ import functools
 import pandas as pd
 import torch
 
-from .. import data, metrics, replication, scores, train
+from .. import cache, data, metrics, replication, scores, train
 from ..models import Ensemble, predict_log_probs
 from ..run import Run
 from . import Section
@@ -162,12 +162,14 @@ def _roundoff_rows(lp_in: torch.Tensor, lp_out: torch.Tensor) -> dict:
     return rows
 
 
-def _roundoff(out: Section, run: Run, tests: dict, outputs) -> None:
+def _roundoff_table(run: Run, tests: dict, outputs) -> pd.DataFrame:
+    """The round-off score of two networks used twice (the original's shared module
+    at this scale, chapter 1's CNN), under both formulas."""
     shared_cfg = replication.train_config(
         {**replication.protocol_factors("E3", "original"), "budget": "sweep"},
         profile=run.profile,
     )
-    cnn = train.get_ensemble(
+    cnn = cache.get_ensemble(
         train.TrainConfig.from_profile(run.profile, dataset="mnist", n_members=1),
         run,
         progress=False,
@@ -178,13 +180,17 @@ def _roundoff(out: Section, run: Run, tests: dict, outputs) -> None:
             predict_log_probs(Ensemble([cnn] * 2), t.images) for t in tests.values()
         ),
     }
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             (net, formula): row
             for net, lps in networks.items()
             for formula, row in _roundoff_rows(*lps).items()
         }
     ).T
+
+
+def _roundoff(out: Section, run: Run, tests: dict, outputs) -> None:
+    table = _roundoff_table(run, tests, outputs)
     out.say(ROUNDOFF)
     out.show(
         table.style.format(
@@ -227,6 +233,28 @@ def _roundoff(out: Section, run: Run, tests: dict, outputs) -> None:
     )
 
 
+def _verdicts(run: Run, results: dict, ladders: dict) -> str:
+    """The verdicts on E3's AUROC claims at the original's scale, in one sentence."""
+    # no ladder runs at that scale: a cause is this chapter's (MNIST's), not the
+    # training budget
+    cause = {"mnist": replication.ladder_causes(ladders["mnist"], "AUROC")[1]}
+    fast = {
+        ds: replication.scale_of(
+            replication.train_config(
+                _factors("original", ds, "score"), dataset=ds, profile=run.profile
+            )
+        )
+        for ds in DATASETS
+    }
+    return "; ".join(
+        f"{data.DISPLAY[ds]}: "
+        + replication.scale_verdict(
+            results, f"E3 {ds} AUROC", cause.get(ds), "this chapter's", fast[ds]
+        )
+        for ds in DATASETS
+    )
+
+
 def _at_scale(out: Section, run: Run, ladders: dict) -> None:
     results = out.at_original_scale(
         run,
@@ -251,24 +279,7 @@ def _at_scale(out: Section, run: Run, ladders: dict) -> None:
     indep = {ds: value(f"E2 {ds} AUROC", "book") for ds in DATASETS}
     if None not in (auc["mnist", "original"], auc["fashionmnist", "original"]):
         ref = {ds: value(f"E3 {ds} reference", "original") for ds in DATASETS}
-        # no ladder runs at that scale: a cause is this chapter's (MNIST's), not the
-        # training budget
-        cause = {"mnist": replication.ladder_causes(ladders["mnist"], "AUROC")[1]}
-        fast = {
-            ds: replication.scale_of(
-                replication.train_config(
-                    _factors("original", ds, "score"), dataset=ds, profile=run.profile
-                )
-            )
-            for ds in DATASETS
-        }
-        verdicts = "; ".join(
-            f"{data.DISPLAY[ds]}: "
-            + replication.scale_verdict(
-                results, f"E3 {ds} AUROC", cause.get(ds), "this chapter's", fast[ds]
-            )
-            for ds in DATASETS
-        )
+        verdicts = _verdicts(run, results, ladders)
         out.say(
             "At the original's scale the shared module's round-off gives AUROC "
             f"**{auc['mnist', 'original']:.3f}** (MNIST) and "
@@ -334,7 +345,7 @@ def section(run: Run, *, tests: dict[str, data.ImageData], drift_auc: float) -> 
     def outputs(cfg: train.TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities (2, B, 10) of the pair of ``cfg`` on its ID and its OOD
         test set."""
-        pair = train.get_ensemble(cfg, run, progress=False)[0]
+        pair = cache.get_ensemble(cfg, run, progress=False)[0]
         other = tests[data.other_dataset(cfg.dataset)]
         return (
             predict_log_probs(pair, tests[cfg.dataset].images),

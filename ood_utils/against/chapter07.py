@@ -104,15 +104,11 @@ def _at_scale(out: Section, run: Run) -> None:
     )
 
 
-def section(
-    run: Run,
-    *,
-    log_probs: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    results: pd.DataFrame,
-) -> Section:
-    """Chapter 7's section, from its ensembles' log-probabilities (dataset name ->
-    (ID, OOD), ``(8, B, 10)`` each) and its results table (indexed by direction and
-    N, with the max pairwise KL's AUROC, reference and flagged shares)."""
+def _rule_ladders(
+    log_probs: dict[str, tuple[torch.Tensor, torch.Tensor]], results: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The scoring rule's ladder for each direction; its last rows are the chapter's
+    table."""
     ladders = {
         id_name: replication.ladder(
             {k: replication.protocol_factors("E4", "original")[k] for k in RULE},
@@ -126,6 +122,41 @@ def section(
         for n in SIZES:
             book = results.loc[(DIRECTION[id_name], n), "max pairwise KL"]
             assert abs(lad[f"AUROC N={n}"].iloc[-1] - book) < 1e-12
+    return ladders
+
+
+def _claims(results: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """The E4 claims, from the chapter's book-protocol table (the original's recipe
+    is not run with 8 members here)."""
+    return {
+        f"E4 {id_name} N={n} {metric}": replication.claim_record(
+            f"E4 {id_name} N={n} {metric}",
+            None,
+            float(results.loc[(DIRECTION[id_name], n), column]),
+            "the original's recipe not run",
+            "not run: 8 members with the original's recipe",
+        )
+        for id_name in DIRECTION
+        for n in SIZES
+        for metric, column in (
+            ("reference", "reference"),
+            ("ID flagged", "ID flagged"),
+            ("OOD flagged", "OOD flagged"),
+            ("AUROC", "max pairwise KL"),
+        )
+    }
+
+
+def section(
+    run: Run,
+    *,
+    log_probs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    results: pd.DataFrame,
+) -> Section:
+    """Chapter 7's section, from its ensembles' log-probabilities (dataset name ->
+    (ID, OOD), ``(8, B, 10)`` each) and its results table (indexed by direction and
+    N, with the max pairwise KL's AUROC, reference and flagged shares)."""
+    ladders = _rule_ladders(log_probs, results)
     out = Section()
     out.say(PROTOCOL)
     published = pd.DataFrame(
@@ -156,23 +187,7 @@ def section(
     )
     out.show(published.style.format("{:.3f}"))
     _at_scale(out, run)
-    out.claims = {
-        f"E4 {id_name} N={n} {metric}": replication.claim_record(
-            f"E4 {id_name} N={n} {metric}",
-            None,
-            float(results.loc[(DIRECTION[id_name], n), column]),
-            "the original's recipe not run",
-            "not run: 8 members with the original's recipe",
-        )
-        for id_name in DIRECTION
-        for n in SIZES
-        for metric, column in (
-            ("reference", "reference"),
-            ("ID flagged", "ID flagged"),
-            ("OOD flagged", "OOD flagged"),
-            ("AUROC", "max pairwise KL"),
-        )
-    }
+    out.claims = _claims(results)
     out.tables = {
         f"rule ladder {name}": lad.reset_index() for name, lad in ladders.items()
     }

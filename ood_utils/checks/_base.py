@@ -157,6 +157,45 @@ def _matches(
     return False
 
 
+def _explain_score(
+    fn: ScoreFn,
+    lp: torch.Tensor,
+    got: torch.Tensor,
+    want: torch.Tensor,
+    name: str,
+    symmetric: bool | None,
+    zero_when_equal: bool,
+    atol: float,
+) -> None:
+    """Fail with what is wrong with a score that matches neither the reference nor a
+    known mistake: not 0 for equal members, not symmetric, or by how much it differs."""
+    b_eq = lp.shape[1] // 8
+    if zero_when_equal and got[:b_eq].abs().max() > atol:
+        _fail(
+            f"{name} should be 0 where all members give the same distribution, got up "
+            f"to {float(got[:b_eq].abs().max()):.3g}"
+        )
+    if symmetric is not None:
+        swapped = (
+            _as_tensor(_call(fn, lp.flip(0).clone(), what=name), name)
+            .detach()
+            .to(torch.float64)
+        )
+        same = torch.allclose(swapped, got, atol=atol, rtol=1e-6)
+        if symmetric and not same:
+            _fail(
+                f"{name} should not depend on the order of the members, but swapping "
+                "them changes the score by up to "
+                f"{float((swapped - got).abs().max()):.3g}"
+            )
+    worst = int((got - want).abs().argmax())
+    _fail(
+        f"{name} differs from the reference: largest error "
+        f"{float((got - want).abs().max()):.3g} (input {worst}: you return "
+        f"{float(got[worst]):.6g}, expected {float(want[worst]):.6g})"
+    )
+
+
 def check_score_function(
     fn: ScoreFn,
     reference: ScoreFn,
@@ -214,31 +253,7 @@ def check_score_function(
         atol,
     ):
         return True
-    b_eq = lp.shape[1] // 8
-    if zero_when_equal and got[:b_eq].abs().max() > atol:
-        _fail(
-            f"{name} should be 0 where all members give the same distribution, got up "
-            f"to {float(got[:b_eq].abs().max()):.3g}"
-        )
-    if symmetric is not None:
-        swapped = (
-            _as_tensor(_call(fn, lp.flip(0).clone(), what=name), name)
-            .detach()
-            .to(torch.float64)
-        )
-        same = torch.allclose(swapped, got, atol=atol, rtol=1e-6)
-        if symmetric and not same:
-            _fail(
-                f"{name} should not depend on the order of the members, but swapping "
-                "them changes the score by up to "
-                f"{float((swapped - got).abs().max()):.3g}"
-            )
-    worst = int((got - want).abs().argmax())
-    _fail(
-        f"{name} differs from the reference: largest error "
-        f"{float((got - want).abs().max()):.3g} (input {worst}: you return "
-        f"{float(got[worst]):.6g}, expected {float(want[worst]):.6g})"
-    )
+    _explain_score(fn, lp, got, want, name, symmetric, zero_when_equal, atol)
 
 
 def _directed(lp: torch.Tensor, i: int, j: int) -> torch.Tensor:

@@ -72,6 +72,45 @@ def _targeted_pgd(
     return x.detach().cpu()
 
 
+def _budgets(grid: object, eps: float) -> list[float]:
+    """The grid's budgets, sorted; ``eps`` must be one of them."""
+    budgets = sorted(float(b) for b in torch.as_tensor(as_numpy(grid)).flatten())
+    if not budgets or not all(0.0 < b <= 1.0 for b in budgets):
+        raise ValueError(f"grid must hold budgets in (0, 1], got {budgets}")
+    if not any(abs(eps - b) < 1e-6 for b in budgets):
+        _fail(
+            f"eps = {eps:g} is not one of the budgets the exercise tries "
+            f"({', '.join(f'{b:g}' for b in budgets)})"
+        )
+    return budgets
+
+
+def _check_smallest(
+    model: nn.Module,
+    x0: torch.Tensor,
+    target: int,
+    eps: float,
+    budgets: list[float],
+    min_prob: float,
+) -> None:
+    """No budget of the grid smaller than ``eps`` reaches ``min_prob`` for ``target``
+    with the exercise's attack on ``x0``."""
+    smaller = [b for b in budgets if b < eps - 1e-6]
+    if smaller:
+        attacked = _targeted_pgd(
+            model, x0.expand(len(smaller), -1, -1, -1), target, torch.tensor(smaller)
+        )
+        reached = predict_log_probs(model, attacked).exp()[:, target]
+        works = [(b, float(q)) for b, q in zip(smaller, reached) if q > min_prob + 0.05]
+        if works:
+            b, q = works[0]
+            _fail(
+                f"the image is right, but eps = {eps:g} is not the smallest budget "
+                f"that works: the exercise's attack already reaches {q:.1%} for "
+                f"{target} with eps = {b:g}"
+            )
+
+
 def check_adversarial_digit(
     model: nn.Module,
     original: object,
@@ -106,14 +145,7 @@ def check_adversarial_digit(
     _image_batch(image)  # a stub left as `...` says so first
     target = int(_scalar(target, "target"))
     eps = _scalar(eps, "eps")
-    budgets = sorted(float(b) for b in torch.as_tensor(as_numpy(grid)).flatten())
-    if not budgets or not all(0.0 < b <= 1.0 for b in budgets):
-        raise ValueError(f"grid must hold budgets in (0, 1], got {budgets}")
-    if not any(abs(eps - b) < 1e-6 for b in budgets):
-        _fail(
-            f"eps = {eps:g} is not one of the budgets the exercise tries "
-            f"({', '.join(f'{b:g}' for b in budgets)})"
-        )
+    budgets = _budgets(grid, eps)
     x0 = _image_batch(original, "original")
     x = _image_batch(image)
     if x.shape != x0.shape:
@@ -145,20 +177,7 @@ def check_adversarial_digit(
             f"prefers {top} at {float(probs[1, top]):.1%}): take more steps, or allow "
             "a larger eps; check that you *decrease* the loss -log p(target)"
         )
-    smaller = [b for b in budgets if b < eps - 1e-6]
-    if smaller:
-        attacked = _targeted_pgd(
-            model, x0.expand(len(smaller), -1, -1, -1), target, torch.tensor(smaller)
-        )
-        reached = predict_log_probs(model, attacked).exp()[:, target]
-        works = [(b, float(q)) for b, q in zip(smaller, reached) if q > min_prob + 0.05]
-        if works:
-            b, q = works[0]
-            _fail(
-                f"the image is right, but eps = {eps:g} is not the smallest budget "
-                f"that works: the exercise's attack already reaches {q:.1%} for "
-                f"{target} with eps = {b:g}"
-            )
+    _check_smallest(model, x0, target, eps, budgets, min_prob)
     return _ok(
         f"the model is {p:.1%} sure the attacked digit is a {target}; largest pixel "
         f"change {float(change.max()):.3g} <= {eps:g}, the smallest budget of the grid "

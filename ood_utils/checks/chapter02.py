@@ -20,6 +20,34 @@ def _pair_of_numbers(value: object, what: str) -> tuple[float, float]:
     )
 
 
+def _explain_both_wrong(
+    got: float,
+    want: float,
+    w0: torch.Tensor,
+    w1: torch.Tensor,
+    pred0: torch.Tensor,
+    pred1: torch.Tensor,
+) -> None:
+    """Fail with the likely mistake behind a wrong ``both_wrong``; ``w0, w1``: each
+    twin's errors (float 0/1), ``pred0, pred1``: its predictions."""
+    same = float((w0 * w1 * (pred0 == pred1).double()).mean())
+    mistakes = {
+        float((pred0 != pred1).double().mean()): "the share where the twins disagree; "
+        "count the inputs where *both* predictions differ from the label",
+        same: "only the inputs where both make the *same* mistake; count every "
+        "input both get wrong, whatever they predict",
+        float(((w0 + w1) > 0).double().mean()): "the share that *either* twin gets "
+        "wrong; the question is how often both are wrong together",
+        float(((1 - w0) * (1 - w1)).mean()): "the share both get *right*",
+    }
+    _name_mistake(got, mistakes, "both_wrong")
+    _fail(
+        f"both_wrong should be {want:.4f} on the check's inputs, got "
+        f"{got:.4f}: the mean of (pred_1 != label) & (pred_2 != label), with "
+        "pred_i the argmax of twin i"
+    )
+
+
 def check_error_overlap(
     fn: Callable[[torch.Tensor, torch.Tensor], tuple[float, float]],
 ) -> bool:
@@ -57,24 +85,7 @@ def check_error_overlap(
     if abs(got[0] - want[1]) < 1e-6 and abs(got[1] - want[0]) < 1e-6:
         _fail("the two values are swapped: return (both_wrong, if_independent)")
     if not ok[0]:
-        same = float((w0 * w1 * (pred0 == pred1).double()).mean())
-        mistakes = {
-            float(
-                (pred0 != pred1).double().mean()
-            ): "the share where the twins disagree; "
-            "count the inputs where *both* predictions differ from the label",
-            same: "only the inputs where both make the *same* mistake; count every "
-            "input both get wrong, whatever they predict",
-            float(((w0 + w1) > 0).double().mean()): "the share that *either* twin gets "
-            "wrong; the question is how often both are wrong together",
-            float(((1 - w0) * (1 - w1)).mean()): "the share both get *right*",
-        }
-        _name_mistake(got[0], mistakes, "both_wrong")
-        _fail(
-            f"both_wrong should be {want[0]:.4f} on the check's inputs, got "
-            f"{got[0]:.4f}: the mean of (pred_1 != label) & (pred_2 != label), with "
-            "pred_i the argmax of twin i"
-        )
+        _explain_both_wrong(got[0], want[0], w0, w1, pred0, pred1)
     acc0, acc1 = 1 - float(w0.mean()), 1 - float(w1.mean())
     mistakes = {
         acc0 * acc1: "the product of the *accuracies* (both right if independent); "
@@ -95,6 +106,59 @@ def _name_mistake(got: float, mistakes: dict[float, str], what: str) -> None:
     for value, mistake in mistakes.items():
         if abs(got - value) < 1e-6:
             _fail(f"{what} is {mistake}")
+
+
+def _check_update(
+    t: int,
+    i: int,
+    delta_got: torch.Tensor,
+    delta_want: torch.Tensor,
+    others_moved: bool,
+) -> None:
+    """Member ``i``'s update at step ``t`` against the reference step's (``(P,)``
+    flattened parameter changes); ``others_moved``: the other member's changed."""
+    if torch.allclose(delta_got, delta_want, rtol=1e-3, atol=1e-6):
+        return
+    if float(delta_got.abs().max()) == 0.0:
+        if t == 0 and not others_moved:
+            _fail("no parameter changed: call optimiser.step() after loss.backward()")
+        _fail(f"member {i + 1} did not change: its loss is missing from the sum")
+    if torch.allclose(delta_got, delta_want / 2, rtol=1e-3, atol=1e-6):
+        _fail(
+            "the update is half as large as it should be: you averaged the "
+            "members' losses; sum them, so that each member gets exactly the "
+            "gradient it would get alone"
+        )
+    if t == 1:
+        _fail(
+            "the first step is right, the second is not: gradients accumulate "
+            "across steps unless you call optimiser.zero_grad() before "
+            "loss.backward()"
+        )
+    _fail(
+        f"member {i + 1}'s update differs from one step on the sum of the "
+        "members' NLL losses by up to "
+        f"{float((delta_got - delta_want).abs().max()):.3g}"
+    )
+
+
+def _check_loss(got: float, want: float, member_losses: list[float]) -> None:
+    """The loss a step returned against the summed loss before the step."""
+    if abs(got - want) > 1e-4 * max(1.0, abs(want)):
+        if abs(got - want / 2) < 1e-4 * max(1.0, abs(want)):
+            _fail(
+                "the update is right, but the returned loss is the members' mean; "
+                "return their sum"
+            )
+        if any(abs(got - m) < 1e-4 for m in member_losses):
+            _fail(
+                "the update is right, but you returned one member's loss; return "
+                "the sum"
+            )
+        _fail(
+            f"the update is right, but the returned loss is {got:.5g}; expected "
+            f"the summed loss before the step, {want:.5g}"
+        )
 
 
 def check_twin_step(
@@ -135,54 +199,11 @@ def check_twin_step(
             "the loss your step returns",
         )
         for i in range(2):
-            delta_want = flat(ref, i) - before[i]
-            delta_got = flat(mine, i) - before[i]
-            if torch.allclose(delta_got, delta_want, rtol=1e-3, atol=1e-6):
-                continue
-            if float(delta_got.abs().max()) == 0.0:
-                if (
-                    t == 0
-                    and float((flat(mine, 1 - i) - before[1 - i]).abs().max()) == 0.0
-                ):
-                    _fail(
-                        "no parameter changed: call optimiser.step() after "
-                        "loss.backward()"
-                    )
-                _fail(
-                    f"member {i + 1} did not change: its loss is missing from the sum"
-                )
-            if torch.allclose(delta_got, delta_want / 2, rtol=1e-3, atol=1e-6):
-                _fail(
-                    "the update is half as large as it should be: you averaged the "
-                    "members' losses; sum them, so that each member gets exactly the "
-                    "gradient it would get alone"
-                )
-            if t == 1:
-                _fail(
-                    "the first step is right, the second is not: gradients accumulate "
-                    "across steps unless you call optimiser.zero_grad() before "
-                    "loss.backward()"
-                )
-            _fail(
-                f"member {i + 1}'s update differs from one step on the sum of the "
-                "members' NLL losses by up to "
-                f"{float((delta_got - delta_want).abs().max()):.3g}"
+            others_moved = bool((flat(mine, 1 - i) - before[1 - i]).abs().max() > 0)
+            _check_update(
+                t, i, flat(mine, i) - before[i], flat(ref, i) - before[i], others_moved
             )
-        if abs(got - want) > 1e-4 * max(1.0, abs(want)):
-            if abs(got - want / 2) < 1e-4 * max(1.0, abs(want)):
-                _fail(
-                    "the update is right, but the returned loss is the members' mean; "
-                    "return their sum"
-                )
-            if any(abs(got - m) < 1e-4 for m in member_losses):
-                _fail(
-                    "the update is right, but you returned one member's loss; return "
-                    "the sum"
-                )
-            _fail(
-                f"the update is right, but the returned loss is {got:.5g}; expected "
-                f"the summed loss before the step, {want:.5g}"
-            )
+        _check_loss(got, want, member_losses)
     return _ok(
         "two steps match the reference: summed loss, fresh gradients, one optimiser "
         "step"

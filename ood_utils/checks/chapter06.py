@@ -41,6 +41,40 @@ def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _check_step(name: str, w: torch.Tensor, w2: torch.Tensor, eps: float) -> None:
+    """One parameter tensor ``w`` of the model and ``w2`` of its perturbed copy
+    (float64): moved by exactly ``eps`` of its norm, in a random direction."""
+    if w2.shape != w.shape:
+        _fail(
+            f"parameter {name} has shape {tuple(w2.shape)} in the copy, "
+            f"{tuple(w.shape)} in the model"
+        )
+    step = w2 - w
+    rel = float(step.norm() / w.norm())
+    if rel == 0.0:
+        _fail(
+            f"parameter {name} did not move: every parameter tensor gets its own noise"
+        )
+    if abs(rel - eps) > 1e-3 * eps:
+        if abs(float(step.norm()) - eps) < 1e-3 * eps:
+            _fail(
+                f"parameter {name} moved by {float(step.norm()):.4g} in absolute "
+                "terms (= eps): scale the step by ||w|| too, so that every tensor "
+                "moves by eps *relative* to its size"
+            )
+        _fail(
+            f"parameter {name} moved by a relative distance {rel:.4g}, expected "
+            f"eps = {eps:g}: the step is eps * ||w|| * z / ||z||, with z ~ N(0, I) "
+            "of the shape of w"
+        )
+    cos = float((step.flatten() @ w.flatten()) / (step.norm() * w.norm()))
+    if abs(cos) > 0.99:
+        _fail(
+            f"parameter {name} was scaled (the step points along w, cosine "
+            f"{cos:+.3f}): move it in a random direction z / ||z||, not along w"
+        )
+
+
 def check_perturbation(
     fn: Callable[[nn.Module, float, int], nn.Module], eps: float = 0.05
 ) -> bool:
@@ -83,37 +117,7 @@ def check_perturbation(
             f"got {sorted(new)}"
         )
     for name, w in old.items():
-        w, w2 = w.detach().double(), new[name].detach().double()
-        if w2.shape != w.shape:
-            _fail(
-                f"parameter {name} has shape {tuple(w2.shape)} in the copy, "
-                f"{tuple(w.shape)} in the model"
-            )
-        step = w2 - w
-        rel = float(step.norm() / w.norm())
-        if rel == 0.0:
-            _fail(
-                f"parameter {name} did not move: every parameter tensor gets its own "
-                "noise"
-            )
-        if abs(rel - eps) > 1e-3 * eps:
-            if abs(float(step.norm()) - eps) < 1e-3 * eps:
-                _fail(
-                    f"parameter {name} moved by {float(step.norm()):.4g} in absolute "
-                    "terms (= eps): scale the step by ||w|| too, so that every tensor "
-                    "moves by eps *relative* to its size"
-                )
-            _fail(
-                f"parameter {name} moved by a relative distance {rel:.4g}, expected "
-                f"eps = {eps:g}: the step is eps * ||w|| * z / ||z||, with z ~ N(0, I) "
-                "of the shape of w"
-            )
-        cos = float((step.flatten() @ w.flatten()) / (step.norm() * w.norm()))
-        if abs(cos) > 0.99:
-            _fail(
-                f"parameter {name} was scaled (the step points along w, cosine "
-                f"{cos:+.3f}): move it in a random direction z / ||z||, not along w"
-            )
+        _check_step(name, w.detach().double(), new[name].detach().double(), eps)
     old_buf, new_buf = dict(model.named_buffers()), dict(out.named_buffers())
     for name, b in old_buf.items():
         if name not in new_buf or not torch.equal(b, new_buf[name]):

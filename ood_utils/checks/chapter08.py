@@ -45,6 +45,22 @@ def check_rotation(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
     )
 
 
+def _reference_bootstrap(s_in: torch.Tensor, s_out: torch.Tensor) -> torch.Tensor:
+    """``(2000,)`` AUROCs of a reference bootstrap: both sets resampled with
+    replacement at their own size."""
+    ref_g = torch.Generator().manual_seed(1)
+    return torch.tensor(
+        [
+            metrics.auroc(
+                s_in[torch.randint(len(s_in), (len(s_in),), generator=ref_g)],
+                s_out[torch.randint(len(s_out), (len(s_out),), generator=ref_g)],
+            )
+            for _ in range(2000)
+        ],
+        dtype=torch.float64,
+    )
+
+
 def check_bootstrap_auroc(
     fn: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor],
 ) -> bool:
@@ -89,17 +105,7 @@ def check_bootstrap_auroc(
             "(torch.randint), a new set for each resample; a permutation of the "
             "scores does not change their AUROC"
         )
-    ref_g = torch.Generator().manual_seed(1)
-    ref = torch.tensor(
-        [
-            metrics.auroc(
-                s_in[torch.randint(len(s_in), (len(s_in),), generator=ref_g)],
-                s_out[torch.randint(len(s_out), (len(s_out),), generator=ref_g)],
-            )
-            for _ in range(2000)
-        ],
-        dtype=torch.float64,
-    )
+    ref = _reference_bootstrap(s_in, s_out)
     if abs(float(got.mean()) - auc) > 0.015:
         _fail(
             f"your resampled AUROCs average {float(got.mean()):.3f}, far from the "

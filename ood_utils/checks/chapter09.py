@@ -76,6 +76,51 @@ def _mahalanobis_reference(
     return torch.einsum("bkd,de,bke->bk", d, precision, d).min(1).values
 
 
+def _explain_mahalanobis(
+    got: torch.Tensor,
+    want: torch.Tensor,
+    train: torch.Tensor,
+    labels: torch.Tensor,
+    x: torch.Tensor,
+) -> None:
+    """Fail with the likely mistake behind a wrong Mahalanobis score: the sign, the
+    Euclidean distance, one mean for all classes, a square root, or none of these."""
+    if float((got * want).sum()) < 0:
+        _fail(
+            "your scores have the wrong sign: higher should mean farther from every "
+            "class"
+        )
+    _, means = _class_means(train, labels)
+    euclid = (x[:, None] - means[None]).pow(2).sum(-1).min(1).values
+    if torch.allclose(got, euclid, rtol=1e-4) or torch.allclose(
+        got.sqrt(), euclid.sqrt(), rtol=1e-4
+    ):
+        _fail(
+            "that is the Euclidean distance to the nearest mean: weigh the directions "
+            "with the inverse of the features' covariance"
+        )
+    one_mean = _mahalanobis_reference(train, torch.zeros_like(labels), x)
+    if torch.allclose(
+        got / one_mean, (got / one_mean).mean().expand_as(got), rtol=1e-4
+    ):
+        _fail(
+            "you measured the distance to the mean of all training features; take the "
+            "nearest *class* mean, with the covariance of the features around their "
+            "own class mean"
+        )
+    root = got / want.sqrt()
+    if torch.allclose(root, root.mean().expand_as(root), rtol=1e-4):
+        _fail(
+            "close: return the *squared* distance (no square root), as pytorch-ood does"
+        )
+    _fail(
+        "your scores are not the Mahalanobis distance to the nearest class mean: "
+        "centre each training feature on its class mean, average the outer products "
+        "into one covariance, invert it (torch.linalg.pinv), and take the smallest (x "
+        "- mean)^T precision (x - mean) over the classes"
+    )
+
+
 def check_mahalanobis(
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> bool:
@@ -122,37 +167,4 @@ def check_mahalanobis(
             "23 unseen inputs (up to the covariance's normalisation, a factor "
             f"{float(ratio.mean()):.4f})"
         )
-    if float((got * want).sum()) < 0:
-        _fail(
-            "your scores have the wrong sign: higher should mean farther from every "
-            "class"
-        )
-    _, means = _class_means(train, labels)
-    euclid = (x[:, None] - means[None]).pow(2).sum(-1).min(1).values
-    if torch.allclose(got, euclid, rtol=1e-4) or torch.allclose(
-        got.sqrt(), euclid.sqrt(), rtol=1e-4
-    ):
-        _fail(
-            "that is the Euclidean distance to the nearest mean: weigh the directions "
-            "with the inverse of the features' covariance"
-        )
-    one_mean = _mahalanobis_reference(train, torch.zeros_like(labels), x)
-    if torch.allclose(
-        got / one_mean, (got / one_mean).mean().expand_as(got), rtol=1e-4
-    ):
-        _fail(
-            "you measured the distance to the mean of all training features; take the "
-            "nearest *class* mean, with the covariance of the features around their "
-            "own class mean"
-        )
-    root = got / want.sqrt()
-    if torch.allclose(root, root.mean().expand_as(root), rtol=1e-4):
-        _fail(
-            "close: return the *squared* distance (no square root), as pytorch-ood does"
-        )
-    _fail(
-        "your scores are not the Mahalanobis distance to the nearest class mean: "
-        "centre each training feature on its class mean, average the outer products "
-        "into one covariance, invert it (torch.linalg.pinv), and take the smallest (x "
-        "- mean)^T precision (x - mean) over the classes"
-    )
+    _explain_mahalanobis(got, want, train, labels, x)

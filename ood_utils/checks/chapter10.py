@@ -10,6 +10,35 @@ import torch
 from ._base import _as_tensor, _call, _fail, _matches, _ok, _with_shape
 
 
+def _draws(
+    fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    s_in: torch.Tensor,
+    s_out: torch.Tensor,
+    n_cal: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The answer's ``(alarms, caught)`` for 300 draws of ``n_cal`` calibration scores
+    and a 5% budget, each ``(300,)``, checked for its form."""
+    res = _call(
+        fn,
+        s_in.clone(),
+        s_out.clone(),
+        n_cal,
+        0.05,
+        300,
+        torch.Generator().manual_seed(0),
+        what="your function",
+    )
+    if not (isinstance(res, tuple) and len(res) == 2):
+        _fail(f"return two tensors (false alarms, caught), got {type(res).__name__}")
+    alarms, caught = (_as_tensor(r, "your function").double() for r in res)
+    if alarms.shape != (300,) or caught.shape != (300,):
+        _fail(
+            "expected two tensors of shape (300,) for draws = 300, got "
+            f"{tuple(alarms.shape)} and {tuple(caught.shape)}"
+        )
+    return alarms, caught
+
+
 def check_calibration_draws(
     fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
 ) -> bool:
@@ -22,29 +51,7 @@ def check_calibration_draws(
     g = torch.Generator().manual_seed(16)
     s_in = torch.rand(2000, generator=g, dtype=torch.float64)
     s_out = 0.6 + torch.rand(500, generator=g, dtype=torch.float64)
-    out = {}
-    for n_cal in (20, 500):
-        res = _call(
-            fn,
-            s_in.clone(),
-            s_out.clone(),
-            n_cal,
-            0.05,
-            300,
-            torch.Generator().manual_seed(0),
-            what="your function",
-        )
-        if not (isinstance(res, tuple) and len(res) == 2):
-            _fail(
-                f"return two tensors (false alarms, caught), got {type(res).__name__}"
-            )
-        alarms, caught = (_as_tensor(r, "your function").double() for r in res)
-        if alarms.shape != (300,) or caught.shape != (300,):
-            _fail(
-                "expected two tensors of shape (300,) for draws = 300, got "
-                f"{tuple(alarms.shape)} and {tuple(caught.shape)}"
-            )
-        out[n_cal] = (alarms, caught)
+    out = {n: _draws(fn, s_in, s_out, n) for n in (20, 500)}
     a20, a500 = out[20][0], out[500][0]
     if float(a500.std()) < 1e-9 or float(a20.std()) < 1e-9:
         _fail(

@@ -35,6 +35,32 @@ def check_twin_score(fn: ScoreFn) -> bool:
     )
 
 
+def _explain_share(
+    para: dict, label: str, kind: str, budget: float, share: float, want: float
+) -> None:
+    """Fail with the likely mistake behind a wrong share of ``label``: the other kind
+    of score, a threshold calibrated on every text, or neither."""
+
+    def above(scores_: torch.Tensor, calibration: torch.Tensor) -> float:
+        threshold = scores.budget_threshold(calibration, budget)
+        return float((scores_ > threshold).double().mean())
+
+    other = "nll" if kind == "twin" else "twin"
+    calib = para["English: held-out"]
+    if abs(share - above(para[label][other], calib[other])) < 1e-9:
+        _fail(f"kind = {kind!r}: you used the {other!r} scores; read para[label][kind]")
+    pooled = torch.cat([v[kind] for v in para.values()])
+    if abs(share - above(para[label][kind], pooled)) < 1e-9:
+        _fail(
+            "you calibrated on every text; calibrate on para[calib] only, the English "
+            "you trust"
+        )
+    _fail(
+        f"kind = {kind!r}, budget {budget:.0%}: {label} gets {share:.3f}, expected "
+        f"{want:.3f}"
+    )
+
+
 def check_flag_shares(fn: Callable[[dict, str, float, str], dict]) -> bool:
     """Check ``fn(para, calib, budget, kind) -> {label: share}`` (chapter 11): the
     threshold for ``budget`` on ``para[calib][kind]``
@@ -74,41 +100,7 @@ def check_flag_shares(fn: Callable[[dict, str, float, str], dict]) -> bool:
         for label in para:
             share = _scalar(got[label], f"the share of {label}")
             if abs(share - want[label]) > 1e-9:
-                other = "nll" if kind == "twin" else "twin"
-                t_other = scores.budget_threshold(
-                    para["English: held-out"][other], budget
-                )
-                if (
-                    abs(share - float((para[label][other] > t_other).double().mean()))
-                    < 1e-9
-                ):
-                    _fail(
-                        f"kind = {kind!r}: you used the {other!r} scores; read "
-                        "para[label][kind]"
-                    )
-                pooled = torch.cat([v[kind] for v in para.values()])
-                if (
-                    abs(
-                        share
-                        - float(
-                            (
-                                para[label][kind]
-                                > scores.budget_threshold(pooled, budget)
-                            )
-                            .double()
-                            .mean()
-                        )
-                    )
-                    < 1e-9
-                ):
-                    _fail(
-                        "you calibrated on every text; calibrate on para[calib] only, "
-                        "the English you trust"
-                    )
-                _fail(
-                    f"kind = {kind!r}, budget {budget:.0%}: {label} gets {share:.3f}, "
-                    f"expected {want[label]:.3f}"
-                )
+                _explain_share(para, label, kind, budget, share, want[label])
     return _ok(
         "your shares match on three unseen texts, for both kinds of score and two "
         "budgets"
