@@ -1,60 +1,20 @@
 """Measuring an experiment as the original printed it: a detector's numbers on a pair of
-test sets, and Exp 1's attacks. The chapters and ``tools/reproduce.py`` both use
-these."""
+test sets (:func:`ood_utils.metrics.detection_numbers`) and Exp 1's attacks. The
+chapters and ``tools/reproduce.py`` both use these."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from .. import attacks, metrics, scores
+from .. import attacks, scores
+from ..metrics import detection_numbers  # noqa: F401 (the replication's name too)
 from ..models import Ensemble
 from .protocols import AttackSettings, attack_conditions
 
 #: The joint attack's two numbers, with the confidence condition and without it.
 JOINT_METRICS = ("joint attack", "joint attack, no confidence")
-
-
-def detection_numbers(
-    lp_in: torch.Tensor,
-    lp_out: torch.Tensor,
-    rule: scores.FlagRule,
-    ranking: str = "score / reference",
-) -> dict[str, float]:
-    """What the original printed for a pair of test sets, under ``rule``.
-
-    Args:
-        lp_in, lp_out: ``(N, B, C)`` log-probabilities on the in-distribution test set
-            and the out-of-distribution one.
-        ranking: ``"score / reference"`` (the original's: a negative reference mirrors
-            the ranking) or ``"score"``; the same whenever the reference is positive.
-
-    Returns:
-        ``reference``, ``ID flagged``, ``OOD flagged`` (NaN where a reference of 0
-        cannot calibrate), ``AUROC``, ``AUPR-IN``, ``AUPR-OUT``, ``FPR@95TPR`` (OOD
-        positive) and ``non-zero ID scores`` (the share of in-distribution scores that
-        are not exactly 0).
-    """
-    if ranking not in ("score / reference", "score"):
-        raise ValueError(
-            f"ranking must be 'score / reference' or 'score', got {ranking!r}"
-        )
-    s_in, s_out = rule.score(lp_in), rule.score(lp_out)
-    ref = rule.reference_of(lp_in)
-    try:
-        flagged = [float(rule.flags(lp, ref).double().mean()) for lp in (lp_in, lp_out)]
-    except ValueError:  # a reference of exactly 0: nothing can be calibrated
-        flagged = [math.nan, math.nan]
-    sign = -1.0 if ranking == "score / reference" and ref < 0 else 1.0
-    return {
-        "reference": ref,
-        "ID flagged": flagged[0],
-        "OOD flagged": flagged[1],
-        **metrics.ood_metrics(sign * s_in.double(), sign * s_out.double()),
-        "non-zero ID scores": float((s_in != 0).double().mean()),
-    }
 
 
 def attack_reference(lp_in: torch.Tensor, name: str) -> float:
