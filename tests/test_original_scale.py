@@ -250,6 +250,24 @@ def test_an_experiment_kept_in_parts_is_read_back_as_one_result(tmp_path):
         replication.load_result(wrong)
 
 
+def test_an_accuracy_claim_reads_the_members_by_their_keys():
+    """The members' accuracies are read by the keys ``tools/reproduce.py`` writes, in
+    member order; an accuracy claim takes the lowest, a group without them has none."""
+    row = {
+        replication.member_accuracy_key(2): 0.91,
+        "AUROC": 0.8,
+        replication.member_accuracy_key(1): 0.93,
+    }
+    assert replication.member_accuracies(row) == [0.93, 0.91]
+    assert replication.member_accuracies({"AUROC": 0.8}) == []
+    results = {("E2", "original"): {"numbers": {"fashionmnist": row}}}
+    (accuracy,) = replication.find("E2", "fashionmnist", "accuracy")
+    key = accuracy.key
+    assert replication.original_scale_value(results, key, "original") == 0.91
+    no_members = {("E2", "original"): {"numbers": {"fashionmnist": {"AUROC": 0.8}}}}
+    assert replication.original_scale_value(no_members, key, "original") is None
+
+
 def test_without_a_results_folder_there_are_no_results(tmp_path):
     assert replication.load_results(tmp_path / "absent") == {}
 

@@ -286,7 +286,9 @@ def detection_groups(
         )
 
     if n_members is None:
-        members = {f"accuracy, member {i + 1}": a for i, a in enumerate(accuracy)}
+        members = {
+            replication.member_accuracy_key(i + 1): a for i, a in enumerate(accuracy)
+        }
         return {name: {**numbers(len(lp_in)), **members}}
     return {
         f"{name} N={n}": {

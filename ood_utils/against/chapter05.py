@@ -219,8 +219,8 @@ def _at_scale(out: Section, runs: list[dict], ladders: dict, results: dict) -> N
         + replication.original_scale_note(results, "E2")
     )  # the results were loaded before: the recipe's paragraph reads them too
     shown = (
-        "accuracy, member 1",
-        "accuracy, member 2",
+        replication.member_accuracy_key(1),
+        replication.member_accuracy_key(2),
         "reference",
         "ID flagged",
         "OOD flagged",

@@ -196,6 +196,22 @@ def _scale_words(payload: Mapping[str, object]) -> str:
     return "60,000 images, 14 epochs"
 
 
+def member_accuracy_key(member: int) -> str:
+    """The key of member ``member``'s (1-based) test accuracy in a group of an
+    original-scale result, as ``tools/reproduce.py`` writes it."""
+    return f"accuracy, member {member}"
+
+
+def member_accuracies(row: Mapping[str, float]) -> list[float]:
+    """The members' test accuracies in one group of an original-scale result, in
+    member order (``[]`` when the group records none)."""
+    accuracies, member = [], 1
+    while member_accuracy_key(member) in row:
+        accuracies.append(row[member_accuracy_key(member)])
+        member += 1
+    return accuracies
+
+
 def baselines_metrics(payload: Mapping[str, object]) -> pd.DataFrame:
     """Chapter 9's long table from an original-scale ``baselines`` result: one row per
     (direction, OOD set, method) with its AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR, as
@@ -224,7 +240,7 @@ def original_scale_value(
     if row is None:
         return None
     if c.metric == "accuracy":
-        members = [v for k, v in row.items() if k.startswith("accuracy, member")]
+        members = member_accuracies(row)
         return min(members) if members else None
     return row.get(c.metric)
 
