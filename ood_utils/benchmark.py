@@ -38,6 +38,36 @@ def chapter1_fooling_images(run: Run, progress: bool = False) -> torch.Tensor:
 
 _FOOLING_IMAGES: dict[tuple, torch.Tensor] = {}
 
+#: The kinds of OOD set of :func:`ood_sets` besides the other dataset, in its order.
+SYNTHETIC_SETS = (
+    "uniform noise",
+    "fooling (ch. 1)",
+    "fooling (this model)",
+    "ID + strokes",
+    "ID + text",
+)
+
+#: The detectors of :func:`make_detectors` (and :func:`detector_needs`), in their order.
+METHODS = (
+    "MSP",
+    "MaxLogit",
+    "Energy",
+    "Entropy",
+    "ODIN",
+    "Mahalanobis",
+    "KNN (k=50)",
+    "MC dropout",
+    "ensemble entropy",
+    "mutual information",
+    "twin max-KL",
+)
+
+
+def set_names(id_name: str) -> tuple[str, ...]:
+    """The names :func:`ood_sets` may give its sets for a model trained on ``id_name``,
+    in its order: the other dataset's display name, then :data:`SYNTHETIC_SETS`."""
+    return (data.DISPLAY[data.other_dataset(id_name)], *SYNTHETIC_SETS)
+
 
 def _chapter1_attack(run: Run, progress: bool) -> torch.Tensor:
     cnn = cache.get_ensemble(
@@ -260,7 +290,8 @@ def bottom_line(label: str, summary: pd.DataFrame, n_methods: int) -> str:
     ranks = summary["twin rank"]
     top = ranks.min()
     where = "; ".join(
-        f"{d.split(' -> ')[0]} model, {s}" for d, s in summary.index[ranks == top]
+        f"{data.DISPLAY[data.trained_on(d)]} model, {s}"
+        for d, s in summary.index[ranks == top]
     )
     return (
         f"- **{label}**: best of {n_methods} methods in **{int((ranks == 1).sum())}** "

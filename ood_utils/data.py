@@ -100,6 +100,21 @@ def other_dataset(name: str) -> str:
     return "fashionmnist" if check_name(name) == "mnist" else "mnist"
 
 
+def direction(name: str) -> str:
+    """The name of the test of a model trained on ``name`` against the other dataset,
+    as tables label it: ``"MNIST -> FashionMNIST"`` for ``"mnist"``."""
+    return f"{DISPLAY[check_name(name)]} -> {DISPLAY[other_dataset(name)]}"
+
+
+def trained_on(label: str) -> str:
+    """The dataset of the model in a :func:`direction` label, looked up, not taken
+    apart: ``"mnist"`` for ``"MNIST -> FashionMNIST"``."""
+    names = {direction(name): name for name in DATASETS}
+    if label not in names:
+        raise ValueError(f"unknown direction {label!r}: expected one of {list(names)}")
+    return names[label]
+
+
 @functools.lru_cache(maxsize=8)
 def _load_full(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision

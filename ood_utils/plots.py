@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+from . import data
 from .validate import as_numpy, check_images, check_scores
 
 if TYPE_CHECKING:
@@ -288,7 +289,9 @@ def rank_chart(
     ax.set_yticks(range(1, n_methods + 1))
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels(
-        [f"{d.split(' -> ')[0]} model\n{s}" for d, s in cases], fontsize=7, rotation=30
+        [f"{data.DISPLAY[data.trained_on(d)]} model\n{s}" for d, s in cases],
+        fontsize=7,
+        rotation=30,
     )
     ax.set_ylabel(f"rank of {method}\n(1 = best of {n_methods})")
     ax.legend(fontsize=8, loc="lower right")

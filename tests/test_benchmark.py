@@ -27,6 +27,7 @@ def test_ood_sets_are_complete_deterministic_and_in_pixel_range(monkeypatch, tmp
         "ID + strokes",
         "ID + text",
     ]
+    assert tuple(sets) == benchmark.set_names("mnist")
     sizes = {k: len(v) for k, v in sets.items()}
     assert sizes == {
         "FashionMNIST": 10,
@@ -62,3 +63,15 @@ def test_chapter_ones_cnn_gets_its_fooling_images_once(monkeypatch, tmp_path):
         run, "mnist", cnn, data.load("mnist", "test", n=10, root=DATA).images
     )
     assert "fooling (ch. 1)" not in sets and len(sets["fooling (this model)"]) == 3
+
+
+@needs_data
+def test_the_detectors_are_the_methods_the_results_name():
+    """:data:`benchmark.METHODS`, which the original-scale reader looks cases up by, is
+    what :func:`make_detectors` builds and :func:`detector_needs` describes."""
+    from ood_utils.models import Ensemble, MnistCNN
+
+    twins = Ensemble.build(MnistCNN, n=2, seed=0)
+    train_set = data.load("mnist", "train", n=60, root=DATA)
+    dets = benchmark.make_detectors(twins, train_set, mc_samples=2)
+    assert tuple(dets) == benchmark.METHODS == tuple(benchmark.detector_needs(2))

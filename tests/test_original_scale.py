@@ -569,6 +569,27 @@ def test_reproduce_baselines_ranks_the_twins_among_chapter_9s_detectors(
         1 <= summary["median rank"] <= 11 and 0 <= summary["best"] <= summary["cases"]
     )
     assert all(0 <= v["AUROC"] <= 1 for v in numbers.values())
+    # what it wrote reads back by fields, every case of both directions
+    long = replication.baselines_metrics({"numbers": numbers})
+    assert len(long) == len(numbers) and long["method"].nunique() == 11
+    assert set(long["direction"]) == {data.direction(d) for d in replication.DATASETS}
+
+
+def test_a_baselines_result_is_read_by_its_cases_fields():
+    """Each group of a ``baselines`` result is a case looked up by its key, never
+    split apart; a group that names no case is refused."""
+    case = ("FashionMNIST -> MNIST", "ID + strokes", "KNN (k=50)")
+    key = replication.baselines_key(*case)
+    assert replication.baselines_cases()[key] == case
+    values = {"AUROC": 0.7, "AUPR-IN": 0.6, "AUPR-OUT": 0.8, "FPR@95TPR": 0.5}
+    long = replication.baselines_metrics(
+        {"numbers": {key: values, replication.BASELINES_SUMMARY: {"cases": 1.0}}}
+    )
+    assert long.to_dict("records") == [
+        dict(zip(replication.BASELINES_FIELDS, case)) | values
+    ]
+    with pytest.raises(ValueError, match="name no case"):
+        replication.baselines_metrics({"numbers": {"MNIST, noise, MSP": values}})
 
 
 def test_the_replication_page_judges_a_claim_on_the_larger_run():

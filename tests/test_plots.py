@@ -100,14 +100,21 @@ def test_the_rank_chart_puts_the_best_rank_on_top_and_reads_every_case():
 
     from ood_utils import benchmark, replication
 
+    sets = {"uniform noise": (0.9, 0.8, 0.7), "FashionMNIST": (0.6, 0.95, 0.5)}
     numbers = {
-        f"A -> B, {s}, {m}": {"AUROC": a, "AUPR-IN": a, "AUPR-OUT": a, "FPR@95TPR": 0.1}
-        for s, aurocs in {"noise": (0.9, 0.8, 0.7), "B": (0.6, 0.95, 0.5)}.items()
+        replication.baselines_key("MNIST -> FashionMNIST", s, m): {
+            "AUROC": a,
+            "AUPR-IN": a,
+            "AUPR-OUT": a,
+            "FPR@95TPR": 0.1,
+        }
+        for s, aurocs in sets.items()
         for m, a in zip(("MSP", "twin max-KL", "Energy"), aurocs)
     }
-    numbers["twin max-KL"] = {"cases": 2.0}  # the summary row is not a case
+    numbers[replication.BASELINES_SUMMARY] = {"cases": 2.0}  # not a case
     long = replication.baselines_metrics({"numbers": numbers})
-    assert len(long) == 6 and set(long["OOD set"]) == {"noise", "B"}
+    assert len(long) == 6 and set(long["OOD set"]) == set(sets)
+    assert set(long["direction"]) == {"MNIST -> FashionMNIST"}
     summary = benchmark.wins_and_losses(long)
     assert summary["twin rank"].tolist() == [2, 1]
     fig = plots.rank_chart({"here": summary, "there": summary.iloc[:1]}, 3)

@@ -222,9 +222,9 @@ def baseline_numbers(
     ``protocol`` (all 60,000 training images, 14 epochs), against its six kinds of OOD
     set, with the full profile's budgets (attacks, noise, MC-dropout passes).
 
-    Groups: ``"<direction>, <OOD set>, <method>"`` (AUROC, AUPR-IN, AUPR-OUT,
-    FPR@95TPR) and ``"twin max-KL"``: the cases, in how many the twin score is the best,
-    beats MSP, and its median rank."""
+    Groups: one per case, ``replication.baselines_key(direction, OOD set, method)``
+    (AUROC, AUPR-IN, AUPR-OUT, FPR@95TPR), and ``replication.BASELINES_SUMMARY``: the
+    cases, in how many the twin score is the best, beats MSP, and its median rank."""
     import pandas as pd
     import torch
 
@@ -245,17 +245,16 @@ def baseline_numbers(
         )
         torch.manual_seed(full.seed)  # MC dropout's masks
         table, _ = benchmark.evaluate(dets, twins, test.images, sets, progress=progress)
-        other = data.DISPLAY[data.other_dataset(ds)]
-        tables.append(table.assign(direction=f"{data.DISPLAY[ds]} -> {other}"))
+        tables.append(table.assign(direction=data.direction(ds)))
     long = pd.concat(tables, ignore_index=True)
     summary = benchmark.wins_and_losses(long)
     numbers = {
-        f"{row['direction']}, {row['OOD set']}, {row['method']}": {
+        replication.baselines_key(*(row[f] for f in replication.BASELINES_FIELDS)): {
             k: float(row[k]) for k in ("AUROC", "AUPR-IN", "AUPR-OUT", "FPR@95TPR")
         }
         for _, row in long.iterrows()
     }
-    numbers["twin max-KL"] = {
+    numbers[replication.BASELINES_SUMMARY] = {
         "cases": float(len(summary)),
         "best": float((summary["twin rank"] == 1).sum()),
         "beats MSP": float((summary["twin max-KL"] > summary["MSP"]).sum()),
@@ -291,7 +290,7 @@ def detection_groups(
         }
         return {name: {**numbers(len(lp_in)), **members}}
     return {
-        f"{name} N={n}": {
+        replication.ensemble_group(name, n): {
             **numbers(n),
             "ensemble accuracy": float(
                 (lp_in[:n].exp().mean(0).argmax(-1) == labels).double().mean()

@@ -105,7 +105,9 @@ def section(
     out.say(_ladder_sentence(lad, scale))
     results = replication.load_results(run.original_scale_dir)
     flags = {
-        (m, p): replication.original_scale_value(results, f"E2 mnist {m}", p)
+        (m, p): replication.original_scale_value(
+            results, replication.claim_key("E2", "mnist", m), p
+        )
         for m in ("ID flagged", "OOD flagged")
         for p in replication.PROTOCOLS
     }

@@ -46,14 +46,19 @@ EXPERIMENT = {"cnn": "E2", "resnet18": "E2bis"}
 
 def _id_name(row: dict) -> str:
     """The in-distribution dataset of one of the chapter's ``runs``."""
-    return {v: k for k, v in data.DISPLAY.items()}[row["direction"].split(" -> ")[0]]
+    return data.trained_on(row["direction"])
+
+
+def _key(id_name: str, metric: str, arch: str = "cnn") -> str:
+    """The claim of the original's ``arch`` twins trained on ``id_name`` for
+    ``metric``."""
+    return replication.claim_key(EXPERIMENT[arch], id_name, metric)
 
 
 def beside_published(runs: list[dict]) -> pd.DataFrame:
     """The chapter's rows beside the original's published numbers."""
     rows = []
     for r in runs:
-        key = f"{EXPERIMENT[r['arch']]} {_id_name(r)}"
         rows.append(
             {
                 "arch": r["arch"],
@@ -63,7 +68,10 @@ def beside_published(runs: list[dict]) -> pd.DataFrame:
                     for m in ("AUROC", "ID flagged", "OOD flagged")
                     for who, value in (
                         ("here", r[m]),
-                        ("original", replication.published(f"{key} {m}")),
+                        (
+                            "original",
+                            replication.published(_key(_id_name(r), m, r["arch"])),
+                        ),
                     )
                 },
             }
@@ -110,7 +118,7 @@ def _claims(run: Run, runs: list[dict], ladders: dict, out: Section) -> dict[str
         id_name = _id_name(r)
         if r["arch"] == "resnet18":
             for metric in METRICS:
-                key = f"E2bis {id_name} {metric}"
+                key = _key(id_name, metric, "resnet18")
                 claims[key] = replication.claim_record(
                     key,
                     None,
@@ -127,7 +135,7 @@ def _claims(run: Run, runs: list[dict], ladders: dict, out: Section) -> dict[str
         )
         for metric in METRICS + ("accuracy",):
             column = "ID accuracy" if metric == "accuracy" else metric
-            key = f"E2 {id_name} {metric}"
+            key = _key(id_name, metric)
             cause, protocol_cause = replication.ladder_causes(lad, column)
             claims[key] = replication.claim_record(
                 key,
@@ -146,7 +154,7 @@ def _ladder_sentence(r: dict, lad: pd.DataFrame, scale: str) -> str:
     id_name = _id_name(r)
     cause = replication.main_cause(lad, "AUROC")
     network = replication.step_effect(lad, replication.NETWORK_STEP.change, "AUROC")
-    pub = {m: replication.published(f"E2 {id_name} {m}") for m in METRICS[1:]}
+    pub = {m: replication.published(_key(id_name, m)) for m in METRICS[1:]}
     return (
         f"{r['direction']}: under the original's protocol ({scale}) the twins reach "
         f"**{lad['ID accuracy'].iloc[0]:.1%}** test accuracy and AUROC "
@@ -233,7 +241,7 @@ def _at_scale(out: Section, runs: list[dict], ladders: dict, results: dict) -> N
         out.show(table.style.format({c: "{:.3f}" for c in shown} | pct, na_rep=""))
     names = list(data.DISPLAY)
     auc = {
-        (n, p): replication.original_scale_value(results, f"E2 {n} AUROC", p)
+        (n, p): replication.original_scale_value(results, _key(n, "AUROC"), p)
         for n in names
         for p in replication.PROTOCOLS
     }
@@ -241,7 +249,7 @@ def _at_scale(out: Section, runs: list[dict], ladders: dict, results: dict) -> N
         return
     fast = {n: ladders[n]["AUROC"].iloc[0] for n in names}
     book = {_id_name(r): r["AUROC"] for r in runs if r["arch"] == "cnn"}
-    claims = {n: replication.claim(f"E2 {n} AUROC") for n in names}
+    claims = {n: replication.claim(_key(n, "AUROC")) for n in names}
     out.say(
         "\n\n".join(
             f"{data.DISPLAY[n]} in-distribution: at the original's scale the "
@@ -250,7 +258,7 @@ def _at_scale(out: Section, runs: list[dict], ladders: dict, results: dict) -> N
             f"**{claims[n].published:.3f}**, cell 35; this build's fast ladder "
             f"**{fast[n]:.3f}**) and the book's **{auc[n, 'book']:.3f}** (this build: "
             f"**{book[n]:.3f}**). Verdict: "
-            + replication.scale_verdict(results, f"E2 {n} AUROC")
+            + replication.scale_verdict(results, _key(n, "AUROC"))
             + "."
             for n in names
         )
@@ -283,9 +291,7 @@ def section(run: Run, *, runs: list[dict], tests: dict[str, data.ImageData]) -> 
     )
     ladders = _ladders(run, tests)
     for id_name, lad in ladders.items():
-        direction = (
-            f"{data.DISPLAY[id_name]} -> {data.DISPLAY[data.other_dataset(id_name)]}"
-        )
+        direction = data.direction(id_name)
         out.show(lad.style.format(E2_FORMAT).set_caption(direction))
     out.claims = _claims(run, runs, ladders, out)
     results = replication.load_results(run.original_scale_dir)

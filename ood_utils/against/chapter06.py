@@ -249,7 +249,11 @@ def _verdicts(run: Run, results: dict, ladders: dict) -> str:
     return "; ".join(
         f"{data.DISPLAY[ds]}: "
         + replication.scale_verdict(
-            results, f"E3 {ds} AUROC", cause.get(ds), "this chapter's", fast[ds]
+            results,
+            replication.claim_key("E3", ds, "AUROC"),
+            cause.get(ds),
+            "this chapter's",
+            fast[ds],
         )
         for ds in DATASETS
     )
@@ -272,13 +276,18 @@ def _at_scale(out: Section, run: Run, ladders: dict) -> None:
         return replication.original_scale_value(results, key, protocol)
 
     auc = {
-        (ds, p): value(f"E3 {ds} AUROC", p)
+        (ds, p): value(replication.claim_key("E3", ds, "AUROC"), p)
         for ds in DATASETS
         for p in ("original", "book")
     }
-    indep = {ds: value(f"E2 {ds} AUROC", "book") for ds in DATASETS}
+    indep = {
+        ds: value(replication.claim_key("E2", ds, "AUROC"), "book") for ds in DATASETS
+    }
     if None not in (auc["mnist", "original"], auc["fashionmnist", "original"]):
-        ref = {ds: value(f"E3 {ds} reference", "original") for ds in DATASETS}
+        ref = {
+            ds: value(replication.claim_key("E3", ds, "reference"), "original")
+            for ds in DATASETS
+        }
         verdicts = _verdicts(run, results, ladders)
         out.say(
             "At the original's scale the shared module's round-off gives AUROC "
@@ -324,7 +333,7 @@ def _claims(run: Run, ladders: dict, drift_auc: float) -> dict[str, dict]:
             cause, protocol_cause = (
                 replication.ladder_causes(lad, metric) if mnist else (None, None)
             )
-            key = f"E3 {id_name} {metric}"
+            key = replication.claim_key("E3", id_name, metric)
             claims[key] = replication.claim_record(
                 key,
                 float(lad[metric].iloc[0]),
@@ -356,9 +365,7 @@ def section(run: Run, *, tests: dict[str, data.ImageData], drift_auc: float) -> 
     out.say(PROTOCOL)
     ladders = _ladders(run, outputs)
     for id_name, lad in ladders.items():
-        direction = (
-            f"{data.DISPLAY[id_name]} -> {data.DISPLAY[data.other_dataset(id_name)]}"
-        )
+        direction = data.direction(id_name)
         out.show(lad.style.format(E3_FORMAT, na_rep="n/a").set_caption(direction))
     _roundoff(out, run, tests, outputs)
     _at_scale(out, run, ladders)

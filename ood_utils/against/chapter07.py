@@ -8,7 +8,7 @@ import functools
 import pandas as pd
 import torch
 
-from .. import metrics, replication
+from .. import data, metrics, replication
 from ..run import Run
 from . import Section
 
@@ -30,7 +30,7 @@ its flag rule counts the argmax disagreement of **members 1 and 2 only**, whatev
 one choice per row until it reaches the book's rule."""
 
 SIZES = (2, 4, 8)
-DIRECTION = {"mnist": "MNIST -> FashionMNIST", "fashionmnist": "FashionMNIST -> MNIST"}
+DIRECTION = {name: data.direction(name) for name in data.DATASETS}
 RULE = ("statistic", "reference", "disagreement")
 Step = replication.Step
 RULE_STEPS = (
@@ -57,8 +57,13 @@ def _rule_row(factors: dict, lps: tuple[torch.Tensor, torch.Tensor]) -> dict:
     return row
 
 
+def _key(id_name: str, n: int, metric: str) -> str:
+    """The claim of E4's ensemble of ``n`` trained on ``id_name``, for ``metric``."""
+    return replication.claim_key("E4", replication.ensemble_group(id_name, n), metric)
+
+
 def _published(id_name: str) -> list[float]:
-    return [replication.published(f"E4 {id_name} N={n} AUROC") for n in SIZES]
+    return [replication.published(_key(id_name, n, "AUROC")) for n in SIZES]
 
 
 def _at_scale(out: Section, run: Run) -> None:
@@ -74,7 +79,7 @@ def _at_scale(out: Section, run: Run) -> None:
     if table is not None:
         out.show(table.style.format("{:.3f}", na_rep=""))
     keys = [
-        f"E4 {d} N={n} {m}"
+        _key(d, n, m)
         for d in DIRECTION
         for n in SIZES
         for m in ("reference", "ID flagged", "OOD flagged", "AUROC")
@@ -91,7 +96,7 @@ def _at_scale(out: Section, run: Run) -> None:
         "the published ones (cell 46); its AUROCs for N = 2, 4, 8: "
         + "; ".join(
             f"{DIRECTION[d]} **"
-            + " / ".join(f"{at_scale[f'E4 {d} N={n} AUROC']:.3f}" for n in SIZES)
+            + " / ".join(f"{at_scale[_key(d, n, 'AUROC')]:.3f}" for n in SIZES)
             + "** (published "
             + " / ".join(f"{v:.3f}" for v in _published(d))
             + ")"
@@ -129,8 +134,8 @@ def _claims(results: pd.DataFrame) -> dict[str, dict[str, object]]:
     """The E4 claims, from the chapter's book-protocol table (the original's recipe
     is not run with 8 members here)."""
     return {
-        f"E4 {id_name} N={n} {metric}": replication.claim_record(
-            f"E4 {id_name} N={n} {metric}",
+        _key(id_name, n, metric): replication.claim_record(
+            _key(id_name, n, metric),
             None,
             float(results.loc[(DIRECTION[id_name], n), column]),
             "the original's recipe not run",

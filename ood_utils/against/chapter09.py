@@ -24,7 +24,7 @@ def section(run: Run, *, summary: pd.DataFrame) -> Section:
     out = Section()
     out.say(SCALE)
     lines = {
-        protocol: payload["numbers"]["twin max-KL"]
+        protocol: payload["numbers"][replication.BASELINES_SUMMARY]
         for protocol in replication.PROTOCOLS
         if (payload := results.get(("baselines", protocol))) is not None
     }

@@ -25,7 +25,7 @@ Their public names are all here too (``replication.ladder``, ``replication.CLAIM
 as the chapters use them.
 """
 
-from .claims import CLAIMS, ROWS, Claim, claim, find, published
+from .claims import CLAIMS, ROWS, Claim, claim, claim_key, find, published
 from .ladders import (
     NETWORK_STEP,
     Step,
@@ -66,9 +66,13 @@ from .protocols import (
     train_config,
 )
 from .results import (
+    BASELINES_FIELDS,
+    BASELINES_SUMMARY,
     PROVENANCE_FIELDS,
     RESULT_FIELDS,
     SCALE_GROUPS,
+    baselines_cases,
+    baselines_key,
     baselines_metrics,
     joint_grid_table,
     load_result,
@@ -95,6 +99,7 @@ from .spec import (
     SPEC_VERSION,
     e1_pair_name,
     e5_config,
+    ensemble_group,
     experiment_parts,
     experiment_spec,
     experiment_trainings,
@@ -114,6 +119,8 @@ from .verdicts import (
 __all__ = [
     "ATTACK_REFERENCES",
     "AttackSettings",
+    "BASELINES_FIELDS",
+    "BASELINES_SUMMARY",
     "CLAIMS",
     "Claim",
     "DATASETS",
@@ -142,16 +149,20 @@ __all__ = [
     "attack_numbers",
     "attack_reference",
     "attack_settings",
+    "baselines_cases",
+    "baselines_key",
     "baselines_metrics",
     "member_accuracies",
     "member_accuracy_key",
     "claim",
+    "claim_key",
     "claim_record",
     "detection_numbers",
     "e1_joint_walk",
     "e1_pair_name",
     "e2_ladder",
     "e5_config",
+    "ensemble_group",
     "experiment_config",
     "experiment_parts",
     "experiment_spec",

@@ -4,8 +4,8 @@ Each row of :data:`CLAIMS` is flat: the experiment, the group of its numbers (a 
 an ensemble size, or none), the metric, the published value, the tolerance within
 which this book's number reproduces it, where the published notebook shows it, and
 what it claims in words. A claim's key (``"E4 fashionmnist N=8 AUROC"``) is made from
-its fields (:attr:`Claim.key`) and never taken apart again: :func:`find` looks a claim
-up by its fields.
+its fields by :func:`claim_key`, the one place keys are made, and never taken apart
+again: :func:`find` looks claims up by their fields.
 
 The numbers come from the executed notebook the post was published from,
 ``_notebooks/2020-02-26-self-kl-models.ipynb`` in the repository
@@ -28,8 +28,16 @@ depend on units.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
+
+
+def claim_key(experiment: str, group: str, metric: str) -> str:
+    """The key of the claim with these fields, the one place keys are made:
+    ``claim_key("E4", "mnist N=8", "AUROC")`` is ``"E4 mnist N=8 AUROC"``, and
+    ``claim_key("E1", "", "joint attack")`` is ``"E1 joint attack"``."""
+    return " ".join(p for p in (experiment, group, metric) if p)
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class Claim:
     def key(self) -> str:
         """``"<experiment> <group> <metric>"`` (no group: ``"<experiment> <metric>"``),
         e.g. ``"E2 mnist AUROC"``."""
-        return " ".join(p for p in (self.experiment, self.group, self.metric) if p)
+        return claim_key(self.experiment, self.group, self.metric)
 
     def matches(self, value: float | None) -> bool:
         """``value`` reproduces the claim within :attr:`tolerance`."""
@@ -227,10 +235,10 @@ def claim(key: str) -> Claim:
     """The claim ``key`` of :data:`CLAIMS` (a ``ValueError`` names the claims of the
     same experiment if it is unknown)."""
     if key not in CLAIMS:
-        close = [k for k, c in CLAIMS.items() if key.startswith(c.experiment + " ")]
+        close = difflib.get_close_matches(key, CLAIMS, n=5, cutoff=0.6)
         raise ValueError(
             f"unknown claim {key!r}"
-            + (f"; claims of that experiment: {close}" if close else "")
+            + (f"; the closest claims: {close}" if close else "")
         )
     return CLAIMS[key]
 

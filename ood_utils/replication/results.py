@@ -5,6 +5,7 @@ chapter's table."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from .ladders import e1_joint_walk
 from .measure import JOINT_METRICS
 from .protocols import PROTOCOLS, protocol
 from .spec import (
+    DATASETS,
     SCALE_LADDERS,
     SCALE_PROTOCOLS,
     e1_pair_name,
@@ -212,17 +214,50 @@ def member_accuracies(row: Mapping[str, float]) -> list[float]:
     return accuracies
 
 
+#: The fields of one case of an original-scale ``baselines`` result.
+BASELINES_FIELDS = ("direction", "OOD set", "method")
+
+#: The group of a ``baselines`` result that sums up the twin score's ranks over the
+#: cases (named after the method).
+BASELINES_SUMMARY = "twin max-KL"
+
+
+def baselines_key(direction: str, ood_set: str, method: str) -> str:
+    """The group of one case in an original-scale ``baselines`` result, as
+    ``tools/reproduce.py`` writes it: ``"MNIST -> FashionMNIST, uniform noise,
+    MSP"``."""
+    return f"{direction}, {ood_set}, {method}"
+
+
+def baselines_cases() -> dict[str, tuple[str, str, str]]:
+    """Every case chapter 9 can measure, ``{baselines_key(*case): case}``, each case
+    ``(direction, OOD set, method)`` of :data:`BASELINES_FIELDS`."""
+    from .. import benchmark, data
+
+    return {
+        baselines_key(*case): case
+        for name in DATASETS
+        for case in itertools.product(
+            [data.direction(name)], benchmark.set_names(name), benchmark.METHODS
+        )
+    }
+
+
 def baselines_metrics(payload: Mapping[str, object]) -> pd.DataFrame:
     """Chapter 9's long table from an original-scale ``baselines`` result: one row per
-    (direction, OOD set, method) with its AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR, as
-    :func:`ood_utils.benchmark.wins_and_losses` reads it (the file keys each row
-    ``"direction, OOD set, method"``, names without commas)."""
-    rows = [
-        {**dict(zip(("direction", "OOD set", "method"), key.split(", ", 2))), **values}
-        for key, values in payload["numbers"].items()
-        if key != "twin max-KL"
-    ]
-    return pd.DataFrame(rows)
+    (direction, OOD set, method) with its AUROC, AUPR-IN, AUPR-OUT and FPR@95TPR, in the
+    file's order, as :func:`ood_utils.benchmark.wins_and_losses` reads it. A case's
+    fields are looked up from its key (:func:`baselines_cases`); a key that names no
+    case is refused."""
+    cases = baselines_cases()
+    groups = {k: v for k, v in payload["numbers"].items() if k != BASELINES_SUMMARY}
+    if unknown := [k for k in groups if k not in cases]:
+        raise ValueError(
+            f"the baselines result has groups that name no case of chapter 9: {unknown}"
+        )
+    return pd.DataFrame(
+        [{**dict(zip(BASELINES_FIELDS, cases[k])), **v} for k, v in groups.items()]
+    )
 
 
 def original_scale_value(

@@ -64,6 +64,12 @@ def scale_ladder_group(kind: str, change: str) -> str:
     return f"{kind}: {change}"
 
 
+def ensemble_group(dataset: str, n: int) -> str:
+    """The group of E4's ensemble of the first ``n`` members trained on ``dataset``:
+    ``"mnist N=8"``."""
+    return f"{dataset} N={n}"
+
+
 def e1_pair_name(seed: int, kind: str = "twins") -> str:
     """The names of E1's pair of ``seed``: its training (``kind="twins"``), and the
     groups of its numbers (``"attacks"``, ``"accuracy"``): ``"twins"`` for the first
